@@ -1,0 +1,32 @@
+"""lohard: planted CSP hardness, belief propagation, cavity thresholds and MDM token ordering.
+
+Subpackages
+-----------
+predicates  truth-table predicates, transfer matrices, Kesten-Stigum threshold
+csp         planted and null random CSP ensembles
+bp          belief propagation on instances, overlaps, linearised BP
+cavity      cavity-method thresholds
+mdm         masked diffusion models (needs the ``torch`` extra; imported on use)
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("lohard")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+from lohard.bp import BPResult, overlap, run_bp
+from lohard.csp import Instance, null_instance, planted_instance
+from lohard.predicates import Predicate
+
+__all__ = [
+    "__version__",
+    "Predicate",
+    "Instance",
+    "planted_instance",
+    "null_instance",
+    "run_bp",
+    "BPResult",
+    "overlap",
+]

@@ -1,0 +1,5 @@
+"""``python -m lohard`` runs the command-line interface."""
+
+from lohard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Shared helpers: the randomness contract, provenance metadata and atomic file writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RNGLike = np.random.Generator | int | np.random.SeedSequence | None
+
+
+def as_generator(rng: RNGLike) -> np.random.Generator:
+    """Normalise the ``rng`` argument of a stochastic function to a Generator.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator, int, SeedSequence or None
+        A Generator is used as is (its state advances); an int or SeedSequence
+        seeds a fresh PCG64; None draws fresh OS entropy.
+    """
+    if isinstance(rng, bool):
+        raise TypeError("rng must be a numpy Generator, an int seed, a SeedSequence or None")
+    if isinstance(rng, np.random.Generator | np.random.SeedSequence | int | np.integer) or (
+        rng is None
+    ):
+        return np.random.default_rng(rng)
+    raise TypeError(
+        f"rng must be a numpy Generator, an int seed, a SeedSequence or None, got {type(rng)!r}"
+    )
+
+
+def package_version() -> str:
+    from lohard import __version__
+
+    return __version__
+
+
+def provenance(config: dict[str, Any] | None = None, seed: Any = None) -> dict[str, Any]:
+    """Metadata every output file carries: config, seed, package and library versions."""
+    import numba
+    import scipy
+
+    meta: dict[str, Any] = {
+        "lohard_version": package_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "numba": numba.__version__,
+    }
+    if config is not None:
+        meta["config"] = to_jsonable(config)
+    if seed is not None:
+        meta["seed"] = to_jsonable(seed)
+    return meta
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, paths, dataclasses and infinities to JSON-ready values."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating | float):
+        x = float(obj)
+        if np.isnan(x):
+            return None
+        if np.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
+    """Write a file atomically: ``writer(tmp_path)`` then rename over ``path``.
+
+    A run interrupted mid-write leaves either the old file or none, never a torn one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    def _w(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    return atomic_write(path, _w)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,416 @@
+"""Belief propagation (Def. B.10): the public driver around the Numba kernels."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numba
+import numpy as np
+
+from lohard._util import RNGLike, as_generator
+from lohard.bp import _kernels as K
+from lohard.csp._kernels import csr_by_variable
+from lohard.predicates import KERNEL_GENERIC, KERNEL_NAE, KERNEL_XOR, Predicate
+
+BP_SCHEDULES = ("parallel", "random-sequential")
+BP_INITS = ("uniform", "random", "planted")
+
+
+class BPConvergenceWarning(RuntimeWarning):
+    """BP stopped at max_iter without its messages converging to tol."""
+
+
+@dataclass(frozen=True, eq=False)
+class FactorGraph:
+    """A factor graph with k-ary factors on m-state variables, ready for BP.
+
+    Parameters
+    ----------
+    n, m : int
+        Number of variables and of states per variable.
+    clauses : int64 array, shape (P, k)
+        Variables of each factor, in slot order (distinct within a factor).
+    tables : float64 array, shape (T, m^k)
+        Nonnegative factor weights, flat in slot order (slot 0 most significant).
+        A 0/1 table is a hard constraint; other values are soft factors.
+    clause_table : int64 array, shape (P,)
+        Which table each factor uses.
+    field : float64 array, shape (n, m)
+        Nonnegative unary weights (priors, evidence); rows need not be normalised.
+        A one-hot row clamps a variable.
+    kernel : int
+        Clause-update fast path (``lohard.predicates.KERNEL_*``). Only valid
+        when every factor uses the single 0/1 table of that predicate.
+    parity : int
+        Parity for the XOR fast path.
+    """
+
+    n: int
+    m: int
+    clauses: np.ndarray
+    tables: np.ndarray
+    clause_table: np.ndarray
+    field: np.ndarray
+    kernel: int = KERNEL_GENERIC
+    parity: int = 0
+
+    def __post_init__(self) -> None:
+        clauses = np.ascontiguousarray(np.asarray(self.clauses, dtype=np.int64))
+        if clauses.ndim != 2 or clauses.shape[1] < 1:
+            raise ValueError(f"clauses must have shape (P, k), got {clauses.shape}")
+        k = clauses.shape[1]
+        n, m = int(self.n), int(self.m)
+        if m < 2:
+            raise ValueError(f"variables need m >= 2 states, got m = {m}")
+        if clauses.size and (clauses.min() < 0 or clauses.max() >= n):
+            raise ValueError(f"factor variables must be indices in [0, {n})")
+        if k > 1 and clauses.shape[0]:
+            srt = np.sort(clauses, axis=1)
+            if np.any(srt[:, 1:] == srt[:, :-1]):
+                raise ValueError("the variables of a factor must be distinct")
+        tables = np.ascontiguousarray(np.asarray(self.tables, dtype=np.float64))
+        if tables.ndim == 1:
+            tables = tables[None, :]
+        if tables.ndim != 2 or tables.shape[1] != m**k:
+            raise ValueError(f"tables must have shape (T, m^k = {m**k}), got {tables.shape}")
+        if not np.all(np.isfinite(tables)) or np.any(tables < 0):
+            raise ValueError("factor weights must be finite and >= 0")
+        if np.any(tables.sum(axis=1) == 0):
+            raise ValueError("a factor table is identically zero (unsatisfiable factor)")
+        ct = np.ascontiguousarray(np.asarray(self.clause_table, dtype=np.int64))
+        if ct.shape != (clauses.shape[0],):
+            raise ValueError(f"clause_table must have shape (P,) = ({clauses.shape[0]},)")
+        if ct.size and (ct.min() < 0 or ct.max() >= tables.shape[0]):
+            raise ValueError(f"clause_table entries must index tables in [0, {tables.shape[0]})")
+        fld = np.ascontiguousarray(np.asarray(self.field, dtype=np.float64))
+        if fld.shape != (n, m):
+            raise ValueError(f"field must have shape (n, m) = ({n}, {m}), got {fld.shape}")
+        if not np.all(np.isfinite(fld)) or np.any(fld < 0):
+            raise ValueError("field weights must be finite and >= 0")
+        if np.any(fld.sum(axis=1) == 0):
+            raise ValueError("a variable's field is identically zero: no state is allowed")
+        if self.kernel != KERNEL_GENERIC:
+            ok = tables.shape[0] == 1 and np.isin(tables, (0.0, 1.0)).all()
+            if not ok:
+                raise ValueError("a fast-path kernel needs a single 0/1 predicate table")
+        for name, arr in (("clauses", clauses), ("tables", tables), ("clause_table", ct),
+                          ("field", fld)):
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+        object.__setattr__(self, "n", n)
+        object.__setattr__(self, "m", m)
+
+    @property
+    def k(self) -> int:
+        return int(self.clauses.shape[1])
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.clauses.size)
+
+    @classmethod
+    def from_instance(cls, instance, field: np.ndarray | None = None,
+                      fast_path: bool = True) -> FactorGraph:
+        """The factor graph of a CSP instance; ``fast_path=False`` forces the generic kernel."""
+        pred: Predicate = instance.predicate
+        n, m = instance.n, pred.m
+        fld = np.ones((n, m)) if field is None else field
+        kernel = pred.kernel if fast_path else KERNEL_GENERIC
+        parity = pred.parity if pred.kernel == KERNEL_XOR else 0
+        return cls(n, m, instance.clauses, pred.table.reshape(1, -1).astype(np.float64),
+                   np.zeros(instance.num_clauses, dtype=np.int64), fld, kernel, parity)
+
+    @cached_property
+    def _csr(self):
+        offsets = np.empty(self.n + 1, dtype=np.int64)
+        edges = np.empty(self.num_edges, dtype=np.int64)
+        csr_by_variable(self.clauses.reshape(-1), self.n, offsets, edges)
+        return offsets, edges
+
+    @cached_property
+    def _pos(self):
+        """int64 array, shape (E,): storage row of edge e in variable-major order."""
+        _, edges = self._csr
+        pos = np.empty(self.num_edges, dtype=np.int64)
+        pos[edges] = np.arange(self.num_edges, dtype=np.int64)
+        return pos
+
+    @cached_property
+    def _sat(self):
+        idx, off = [], [0]
+        for t in self.tables:
+            nz = np.flatnonzero(t)
+            idx.append(nz)
+            off.append(off[-1] + nz.size)
+        return np.concatenate(idx).astype(np.int64), np.asarray(off, dtype=np.int64)
+
+
+@dataclass
+class BPResult:
+    """Outcome of :func:`run_bp`.
+
+    Attributes
+    ----------
+    beliefs : float64 array, shape (n, m)
+        Normalised marginal estimates b_i(c) proportional to field_i(c) prod_a nu_{a->i}(c).
+    nu : float64 array, shape (E, m)
+        Clause-to-variable messages on edges e = a*k + s.
+    mu : float64 array, shape (E, m)
+        Variable-to-clause (cavity) messages.
+    history : float64 array, shape (iterations,)
+        Maximum absolute change of any clause-to-variable message per iteration.
+    converged : bool
+        Whether the last change fell below ``tol``.
+    iterations : int
+        Iterations (parallel) or sweeps (random-sequential) done.
+    contradictions : int
+        All-zero message products met (set to uniform); 0 on consistent instances.
+    options : dict
+        The resolved options (schedule, damping, init, noise, tol, max_iter).
+    """
+
+    beliefs: np.ndarray
+    nu: np.ndarray
+    mu: np.ndarray
+    history: np.ndarray
+    converged: bool
+    iterations: int
+    contradictions: int
+    options: dict = field(default_factory=dict)
+
+    def assignment(self) -> np.ndarray:
+        """int64 array, shape (n,): argmax of the beliefs (ties to the lowest colour)."""
+        return np.argmax(self.beliefs, axis=1).astype(np.int64)
+
+    def overlap(self, sigma):
+        """Overlap of the belief argmax with ``sigma`` (see :func:`lohard.bp.overlap`)."""
+        from lohard.bp._overlap import overlap
+
+        return overlap(self.beliefs, sigma, m=self.beliefs.shape[1])
+
+
+def default_bp_options() -> dict:
+    """The defaults of :func:`run_bp`, which reproduce the KS transition untuned."""
+    return dict(_DEFAULTS)
+
+
+# Defaults. Parallel (flooding) updates with damping 0.5, started at the
+# uniform point plus noise of size 0.02. Why: on NAE k=3 m=3 undamped parallel
+# BP locks into a period-2 oscillation, because the global mode of linearised
+# BP has eigenvalue (k-1)(clauses per variable) lambda = d lambda, large and
+# negative (-8 at d = 64). Damping by w maps that eigenvalue to
+# w + (1-w) d lambda, which stays inside (-1, 1) for d lambda > -(1+w)/(1-w)... a
+# value below -1 is still possible at large d, so the parallel schedule also
+# re-centres nothing and relies on the informative mode growing faster; see
+# docs in README "BP defaults" for the measured behaviour.
+_DEFAULTS = {
+    "schedule": "random-sequential",
+    "damping": 0.3,
+    "init": "uniform",
+    "noise": 0.02,
+    "tol": 1e-6,
+    "max_iter": 500,
+}
+
+
+def _initial_messages(graph: FactorGraph, init: str, noise: float, sigma, gen) -> np.ndarray:
+    E, m = graph.num_edges, graph.m
+    if init == "uniform":
+        nu = 1.0 / m + noise * gen.uniform(-1.0, 1.0, size=(E, m))
+        if np.any(nu <= 0):
+            raise ValueError(f"noise must be < 1/m = {1.0 / m:.4g} so messages stay positive")
+    elif init == "random":
+        nu = gen.dirichlet(np.ones(m), size=E)
+    elif init == "planted":
+        if sigma is None:
+            raise ValueError("init='planted' needs the planted assignment sigma")
+        sig = np.asarray(sigma, dtype=np.int64)
+        if sig.shape != (graph.n,):
+            raise ValueError(f"sigma must have shape (n,) = ({graph.n},)")
+        owner = graph.clauses.reshape(-1)
+        hard = np.zeros((E, m))
+        hard[np.arange(E), sig[owner]] = 1.0
+        # noise here mixes in a little of the uniform message (0 = exact ground truth).
+        nu = (1.0 - noise) * hard + noise / m
+    else:
+        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(BP_INITS)}")
+    nu /= nu.sum(axis=1, keepdims=True)
+    return np.ascontiguousarray(nu)
+
+
+def run_bp(
+    problem,
+    *,
+    schedule: str | None = None,
+    damping: float | None = None,
+    init: str | None = None,
+    noise: float | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    sigma: np.ndarray | None = None,
+    field: np.ndarray | None = None,
+    nu0: np.ndarray | None = None,
+    fast_path: bool = True,
+    parallel: bool | None = None,
+    warn: bool = True,
+    rng: RNGLike = None,
+) -> BPResult:
+    r"""Run belief propagation (Def. B.10) on a CSP instance or factor graph.
+
+    .. math::
+        \mu_{i \to a}(c) &\propto f_i(c) \prod_{b \ni i, b \ne a} \nu_{b \to i}(c), \\
+        \nu_{a \to i}(c) &\propto \sum_{x_{\partial a}: x_i = c} g_a(x)
+                               \prod_{j \in \partial a \setminus i} \mu_{j \to a}(x_j),
+
+    with damping :math:`\nu \leftarrow w \nu_{old} + (1 - w) \nu_{new}`.
+
+    Parameters
+    ----------
+    problem : Instance or FactorGraph
+        A planted/null instance (its predicate picks the fast path) or a general
+        factor graph.
+    schedule : {"parallel", "random-sequential"}
+        Flooding updates (all variables, then all clauses), or clauses in a fresh
+        random order every sweep, each reading the latest cavity messages.
+    damping : float in [0, 1)
+        Weight w of the old message.
+    init : {"uniform", "random", "planted"}
+        Starting clause-to-variable messages: 1/m plus uniform noise in
+        [-noise, noise]; Dirichlet(1) random; or the ground truth
+        (one-hot on sigma, mixed with ``noise`` of the uniform message).
+    noise : float
+        See ``init``.
+    tol : float
+        Converged when the largest message change in an iteration is below tol.
+    max_iter : int
+        Iterations (parallel) or sweeps (random-sequential).
+    sigma : int array, shape (n,), optional
+        Planted assignment for ``init="planted"``; taken from the instance if omitted.
+    field : float array, shape (n, m), optional
+        Unary weights for an Instance (defaults to ones).
+    nu0 : float array, shape (E, m), optional
+        Explicit starting messages (overrides ``init``).
+    fast_path : bool
+        Use the NAE/XOR clause kernels when the predicate allows.
+    parallel : bool, optional
+        Use the multi-threaded kernel (default: when E > 200,000 and more than one
+        Numba thread is available). Results are identical either way.
+    warn : bool
+        Emit :class:`BPConvergenceWarning` when BP does not converge.
+    rng : Generator, int or None
+        Randomness for the initial messages and the sequential order.
+
+    Returns
+    -------
+    BPResult
+
+    Notes
+    -----
+    Cost per iteration is O(E m) for the NAE/XOR kernels and O(S k^2) per clause
+    for a generic table with S nonzero entries. Leave-one-out products use
+    prefix/suffix products with per-step normalisation, so hard constraints
+    (exact zeros) never cause division by zero, underflow or NaN. Products that
+    vanish for every colour (contradictory evidence) are set to uniform and
+    counted in ``contradictions``.
+
+    Defaults (see ``default_bp_options``) reproduce the KS transition of
+    NAE(3,3) and planted colouring with no tuning: parallel, damping 0.5,
+    uniform-plus-0.02-noise start.
+
+    References
+    ----------
+    Kim et al. (ICML 2025), Def. B.10; App. B.4.
+    """
+    opts = dict(_DEFAULTS)
+    for key, val in (("schedule", schedule), ("damping", damping), ("init", init),
+                     ("noise", noise), ("tol", tol), ("max_iter", max_iter)):
+        if val is not None:
+            opts[key] = val
+    if opts["schedule"] not in BP_SCHEDULES:
+        raise ValueError(f"unknown schedule {opts['schedule']!r}; choose one of "
+                         f"{', '.join(BP_SCHEDULES)}")
+    w = float(opts["damping"])
+    if not (0.0 <= w < 1.0):
+        raise ValueError(f"damping must lie in [0, 1), got {w}")
+    if not (opts["noise"] >= 0):
+        raise ValueError(f"noise must be >= 0, got {opts['noise']}")
+    if int(opts["max_iter"]) < 1:
+        raise ValueError(f"max_iter must be >= 1, got {opts['max_iter']}")
+    if not (opts["tol"] > 0):
+        raise ValueError(f"tol must be > 0, got {opts['tol']}")
+
+    if isinstance(problem, FactorGraph):
+        if field is not None:
+            raise ValueError("pass the field inside the FactorGraph")
+        graph = problem
+    else:
+        graph = FactorGraph.from_instance(problem, field=field, fast_path=fast_path)
+        if sigma is None:
+            sigma = getattr(problem, "sigma", None)
+    gen = as_generator(rng)
+
+    if nu0 is not None:
+        nu = np.array(nu0, dtype=np.float64, order="C")
+        if nu.shape != (graph.num_edges, graph.m):
+            raise ValueError(f"nu0 must have shape (E, m) = ({graph.num_edges}, {graph.m})")
+        if not np.all(np.isfinite(nu)) or np.any(nu < 0) or np.any(nu.sum(axis=1) == 0):
+            raise ValueError("nu0 must be finite, >= 0, and nonzero in every row")
+        nu /= nu.sum(axis=1, keepdims=True)
+        opts["init"] = "given"
+    else:
+        nu = _initial_messages(graph, opts["init"], float(opts["noise"]), sigma, gen)
+    n, m, k = graph.n, graph.m, graph.k
+    offsets, edges = graph._csr
+    pos = graph._pos
+    nu = np.ascontiguousarray(nu[edges])  # to variable-major storage
+    mu = np.empty_like(nu)
+    beliefs = np.empty((n, m))
+    sat_idx, sat_off = graph._sat
+    maxdeg = K.max_degree(offsets)
+    kind, parity = int(graph.kernel), int(graph.parity)
+    tables, ct, fld = graph.tables, graph.clause_table, graph.field
+    if parallel is None:
+        parallel = graph.num_edges > 200_000 and numba.get_num_threads() > 1
+    nchunks = 8 * numba.get_num_threads()
+
+    gfield = np.ones(m)  # reserved global field (all ones)
+    history = []
+    bad = 0
+    converged = False
+    max_it = int(opts["max_iter"])
+    for _ in range(max_it):
+        if opts["schedule"] == "parallel":
+            if parallel:
+                change, b = K.iterate_parallel(nu, mu, beliefs, fld, gfield, offsets, pos, k, m, w,
+                                               kind, parity, tables, ct, sat_idx, sat_off,
+                                               maxdeg, nchunks)
+            else:
+                change, b = K.iterate_serial(nu, mu, beliefs, fld, gfield, offsets, pos, k, m, w,
+                                             kind, parity, tables, ct, sat_idx, sat_off, maxdeg)
+        else:
+            order = gen.permutation(graph.clauses.shape[0]).astype(np.int64)
+            change, b = K.sweep_sequential(nu, mu, beliefs, fld, offsets, pos,
+                                           graph.clauses.reshape(-1), order, k, m, w, kind,
+                                           parity, tables, ct, sat_idx, sat_off)
+        bad += int(b)
+        history.append(float(change))
+        if change < opts["tol"]:
+            converged = True
+            break
+    # Final beliefs and cavity messages consistent with the returned nu.
+    bad += int(K.var_step_serial(nu, mu, beliefs, fld, gfield, offsets, m, maxdeg))
+    if not (np.all(np.isfinite(beliefs)) and np.all(np.isfinite(nu))):
+        raise FloatingPointError("BP produced non-finite messages; this is a bug, please report")
+    if not converged and warn:
+        warnings.warn(
+            f"BP did not converge: largest message change {history[-1]:.3g} > tol "
+            f"{opts['tol']:g} after {len(history)} iterations ({opts['schedule']}, "
+            f"damping {w:g})",
+            BPConvergenceWarning,
+            stacklevel=2,
+        )
+    # back to edge order e = a*k + s
+    return BPResult(beliefs, nu[pos], mu[pos], np.asarray(history), converged, len(history), bad,
+                    opts)
