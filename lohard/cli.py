@@ -57,7 +57,8 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
               f"random-start curve rises at d ~ {summary['d_rise_random']:.3g}")
         print(f"{'d':>8} {'truth':>8} {'random':>8}")
         for p in summary["points"]:
-            print(f"{p['degree']:8.2f} {p['overlap_truth_mean']:8.3f} {p['overlap_random_mean']:8.3f}")
+            print(f"{p['degree']:8.2f} {p['overlap_truth_mean']:8.3f} "
+                  f"{p['overlap_random_mean']:8.3f}")
         for kind, path in summary["files"].items():
             print(f"wrote {kind}: {path}")
     return 0

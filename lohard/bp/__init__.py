@@ -1,4 +1,4 @@
-"""Belief propagation on planted CSP instances and general factor graphs, overlaps, linearised BP."""
+"""Belief propagation on CSP instances and factor graphs, overlaps, and linearised BP."""
 
 from lohard.bp._bp import (
     BP_INITS,

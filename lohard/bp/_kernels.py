@@ -147,7 +147,8 @@ def clause_body(a, k, m, mu, nu, pos, damping, kind, parity, tables, clause_tabl
                 sat_off, new):
     """Clause-to-variable update for clause ``a`` with damping; returns (max change, bad).
 
-    ``pos[a*k + s]`` is the storage row of the edge (clause a, slot s); ``new`` (k, m) is scratch. ``kind`` selects the NAE / XOR fast path or the
+    ``pos[a*k + s]`` is the storage row of edge (clause a, slot s).
+    ``new`` (k, m) is scratch. ``kind`` selects the NAE / XOR fast path or the
     generic weighted truth table ``tables[clause_table[a]]`` (flat, length m^k),
     whose nonzero entries are listed in ``sat_idx[sat_off[t]:sat_off[t+1]]``.
     """
@@ -312,7 +313,7 @@ def _renormalise_field(prod, zeros, i, m):
 
 @njit(cache=True)
 def _accumulate_fields(nu, field, offsets, m, prod, zeros):
-    """prod[i, c] = field * product of the nonzero nu factors (max-normalised); zeros counts zeros."""
+    """prod[i, c] = field times the nonzero nu factors (max-normalised); zeros counts zeros."""
     n = offsets.shape[0] - 1
     for i in range(n):
         for c in range(m):
@@ -423,7 +424,7 @@ def sweep_sequential(nu, mu, beliefs, field, offsets, pos, clauses_flat, order, 
 
 @njit(cache=True)
 def var_step_serial(nu, mu, beliefs, field, gfield, offsets, m, maxdeg):
-    """All variable-to-clause messages and beliefs from the current ``nu``; returns contradictions."""
+    """All variable-to-clause messages and beliefs from ``nu``; returns contradictions."""
     n = offsets.shape[0] - 1
     suf = np.empty((maxdeg + 1, m))
     run = np.empty(m)

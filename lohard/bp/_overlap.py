@@ -53,7 +53,9 @@ def overlap(estimate: np.ndarray, sigma: np.ndarray, *, m: int | None = None) ->
         est = np.argmax(est, axis=1)
     est = est.astype(np.int64)
     if est.shape != sig.shape or sig.ndim != 1:
-        raise ValueError(f"estimate and sigma must both have shape (n,), got {est.shape}, {sig.shape}")
+        raise ValueError(
+            f"estimate and sigma must both have shape (n,), got {est.shape}, {sig.shape}"
+        )
     if m is None:
         m = int(max(est.max(initial=0), sig.max(initial=0))) + 1
     if m < 2:

@@ -197,7 +197,7 @@ def _check_params(n: int, predicate: Predicate, degree: float) -> None:
 
 
 def _draw_clauses(n, predicate, sigma, num, rng) -> np.ndarray:
-    """Draw ``num`` distinct ordered k-tuples of distinct variables, uniformly among those allowed."""
+    """Draw ``num`` distinct ordered k-tuples of distinct variables, uniform among allowed ones."""
     k = predicate.k
     avail = count_satisfying_tuples(predicate, sigma, n)
     if num > avail:

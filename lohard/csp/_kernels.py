@@ -1,6 +1,5 @@
 """Numba kernels for instance construction (private)."""
 
-import numpy as np
 from numba import njit
 
 

@@ -116,7 +116,8 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
         for label in ("truth", "random"):
             v = np.array([r[f"overlap_{label}"] for r in rows])
             pt[f"overlap_{label}_mean"] = float(v.mean())
-            pt[f"overlap_{label}_sem"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+            sem = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+            pt[f"overlap_{label}_sem"] = sem
             pt[f"converged_{label}_frac"] = float(np.mean([r[f"converged_{label}"] for r in rows]))
         points.append(pt)
     truth = np.array([p["overlap_truth_mean"] for p in points])
@@ -171,7 +172,8 @@ def plot_fig4(summary: dict, path: str | Path) -> Path:
                     color=colour, capsize=2, label=text)
     if np.isfinite(summary["d_ks"]):
         ax.axvline(summary["d_ks"], color="k", ls="--",
-                   label=f"Kesten-Stigum $d_{{KS}} = 1/\\lambda^2 = {summary['d_ks']:.4g}$ (analytic)")
+                   label="Kesten-Stigum $d_{KS} = 1/\\lambda^2 = "
+                         f"{summary['d_ks']:.4g}$ (analytic)")
     if np.isfinite(summary["d_jump_truth"]):
         ax.axvline(summary["d_jump_truth"], color="C3", ls=":",
                    label=f"jump of ground-truth curve $\\approx {summary['d_jump_truth']:.3g}$ "

@@ -1,4 +1,4 @@
-"""Truth-table predicates g: {0..m-1}^k -> {0,1}, transfer matrices and the Kesten-Stigum threshold."""
+"""Truth-table predicates g: {0..m-1}^k -> {0,1}, transfer matrices, Kesten-Stigum threshold."""
 
 from lohard.predicates._predicate import (
     KERNEL_GENERIC,

@@ -1,0 +1,131 @@
+"""Prop. 3.3 hardness window: mask fractions whose masking problems fall in (d_cond, d_KS)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from lohard._util import RNGLike, as_generator
+from lohard.predicates import Predicate
+
+
+def _clauses_bounds(n_latent: int, k: int, d_cond: float, d_ks: float) -> tuple[float, float]:
+    """Clause counts U with d = k (k-1) U / N in (d_cond, d_KS)."""
+    return d_cond * n_latent / (k * (k - 1)), d_ks * n_latent / (k * (k - 1))
+
+
+def hardness_window(predicate: Predicate, n_latent: int, *, d_cond: float,
+                    d_ks: float | None = None, n_observations: int | None = None) -> dict:
+    r"""Range of mask fractions alpha for which the masking problem lands in (d_cond, d_KS).
+
+    Paper's reduction (Prop. 3.3, App. B.4): all N latent tokens masked; each of
+    the P observation tokens unmasked with probability 1 - alpha; the unmasked
+    observations with value g(x_S) = 1 are the clauses of a planted CSP on the
+    latents. With about gamma P satisfied observations, the degree in lohard's
+    convention is
+
+    .. math:: d(\alpha) = k (k-1) (1 - \alpha) \gamma P / N,
+
+    so the window is :math:`1 - d_{KS} N / (k(k-1)\gamma P) < \alpha <
+    1 - d_{cond} N / (k(k-1)\gamma P)`. With P = N (N-1) ... (N-k+1) (one
+    observation per ordered k-subset, Ex. 3.2) this is the paper's bound with
+    its D = d / (k - 1).
+
+    Parameters
+    ----------
+    predicate : Predicate
+    n_latent : int
+        N.
+    d_cond, d_ks : float
+        Thresholds in lohard's convention (d_ks defaults to ``predicate.d_ks``).
+    n_observations : int, optional
+        P (default: the falling factorial N^(k) of Ex. 3.2).
+
+    Returns
+    -------
+    dict
+        ``alpha_lo``, ``alpha_hi`` (clipped to [0, 1]; empty if equal),
+        ``n_observations``, ``expected_satisfied``, ``clauses_lo``, ``clauses_hi``.
+
+    Notes
+    -----
+    The reduction drops the unmasked observations with value 0, as the paper
+    does; they also carry information about the latents, so the masking
+    problem is at most as hard as the planted CSP it contains.
+    """
+    k = predicate.k
+    d_ks = predicate.d_ks if d_ks is None else float(d_ks)
+    if not 0 <= d_cond <= d_ks:
+        raise ValueError(f"need 0 <= d_cond <= d_KS, got d_cond = {d_cond}, d_KS = {d_ks}")
+    if n_latent < k:
+        raise ValueError(f"need N >= k latents, got N = {n_latent}, k = {k}")
+    p_obs = math.perm(int(n_latent), k) if n_observations is None else int(n_observations)
+    sat = predicate.gamma * p_obs
+    scale = n_latent / (k * (k - 1) * sat)
+    lo = 1.0 - d_ks * scale if math.isfinite(d_ks) else 0.0
+    hi = 1.0 - d_cond * scale
+    u_lo, u_hi = _clauses_bounds(n_latent, k, d_cond, d_ks)
+    return {"alpha_lo": min(max(lo, 0.0), 1.0), "alpha_hi": min(max(hi, 0.0), 1.0),
+            "n_observations": p_obs, "expected_satisfied": sat,
+            "clauses_lo": u_lo, "clauses_hi": u_hi}
+
+
+def window_probability(alpha, n_latent: int, n_satisfied: int, k: int, *, d_cond: float,
+                       d_ks: float) -> np.ndarray:
+    r"""Probability that a random mask at fraction alpha gives a problem in the window.
+
+    .. math:: p(\alpha) = \alpha^N
+              \Pr\left[ U_{lo} < \mathrm{Bin}(S, 1 - \alpha) < U_{hi} \right],
+
+    with S the number of satisfied observations (exact given the sample) and
+    U_lo, U_hi the clause counts of degrees d_cond and d_KS (strict).
+
+    Parameters
+    ----------
+    alpha : float or float64 array, shape (A,)
+    n_latent, n_satisfied, k : int
+
+    Returns
+    -------
+    float64 array, shape (A,) (0-d for scalar alpha)
+    """
+    a = np.asarray(alpha, dtype=np.float64)
+    if np.any((a < 0) | (a > 1)):
+        raise ValueError("mask fractions alpha must lie in [0, 1]")
+    u_lo, u_hi = _clauses_bounds(n_latent, k, d_cond, d_ks)
+    # P(u_lo < U < u_hi) for integer U: U >= floor(u_lo) + 1 and U <= ceil(u_hi) - 1
+    top = math.ceil(u_hi) - 1 if math.isfinite(u_hi) else n_satisfied
+    low = math.floor(u_lo) + 1
+    q = 1.0 - a
+    inside = stats.binom.cdf(top, n_satisfied, q) - stats.binom.cdf(low - 1, n_satisfied, q)
+    return np.clip(a**n_latent * inside, 0.0, 1.0)
+
+
+def window_monte_carlo(alpha: float, n_latent: int, satisfied: np.ndarray, k: int, *,
+                       d_cond: float, d_ks: float, trials: int = 10_000,
+                       rng: RNGLike = None) -> float:
+    """Monte Carlo of :func:`window_probability`: mask every token independently w.p. alpha.
+
+    Parameters
+    ----------
+    satisfied : bool array, shape (P,)
+        g(x_S) of every observation token of one sample.
+
+    Returns
+    -------
+    float
+        Fraction of ``trials`` masks with all latents masked and a number of
+        unmasked satisfied observations strictly inside the window.
+    """
+    gen = as_generator(rng)
+    sat = np.asarray(satisfied, dtype=bool)
+    u_lo, u_hi = _clauses_bounds(n_latent, k, d_cond, d_ks)
+    hits = 0
+    for _ in range(trials):
+        latents_masked = bool(np.all(gen.random(n_latent) < alpha))
+        unmasked = gen.random(sat.size) >= alpha
+        u = int(np.count_nonzero(unmasked & sat))
+        hits += latents_masked and (u_lo < u < u_hi)
+    return hits / trials

@@ -1,0 +1,64 @@
+"""CLI subcommands of the cavity subpackage: ``lohard window``.
+
+The lead's ``lohard.cli`` calls :func:`register` to add them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from lohard._util import to_jsonable
+
+
+def register(subparsers) -> None:
+    """Add the ``window`` subcommand to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "window",
+        help="Prop. 3.3 hardness window of mask fractions for sparse-predicate L&O data",
+        description="Mask fractions alpha for which the masking problem is a planted CSP with "
+                    "d_cond < d < d_KS (d = (k-1) k P / N), and the probability a mask lands "
+                    "there.",
+    )
+    p.add_argument("--predicate", default="nae", help="nae, not-equal/colouring or xor")
+    p.add_argument("-k", type=int, default=None, help="arity")
+    p.add_argument("-m", type=int, default=None, help="number of colours")
+    p.add_argument("-n", "--latents", type=int, required=True, help="number of latents N")
+    p.add_argument("--observations", type=int, default=None,
+                   help="number of observation tokens P (default: N (N-1)...(N-k+1))")
+    p.add_argument("--d-cond", type=float, default=None,
+                   help="condensation degree (default: computed by thresholds_report, cached)")
+    p.add_argument("--alpha", type=float, nargs="*", default=[],
+                   help="mask fractions at which to report the probability of the window")
+    p.add_argument("--seed", type=int, default=0, help="seed of the cavity computation")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_window)
+
+
+def _window(args: argparse.Namespace) -> int:
+    from lohard.cavity import hardness_window, thresholds_report, window_probability
+    from lohard.predicates import predicate_by_name
+
+    pred = predicate_by_name(args.predicate, k=args.k, m=args.m)
+    d_cond = args.d_cond
+    if d_cond is None:
+        d_cond = thresholds_report(pred, rng=args.seed)["d_cond"]
+    d_ks = pred.d_ks
+    w = hardness_window(pred, args.latents, d_cond=d_cond, d_ks=d_ks,
+                        n_observations=args.observations)
+    n_sat = int(round(w["expected_satisfied"]))
+    probs = {a: float(window_probability(a, args.latents, n_sat, pred.k, d_cond=d_cond,
+                                         d_ks=d_ks)) for a in args.alpha}
+    out = {"predicate": pred.name, "n": args.latents, "d_cond": d_cond, "d_ks": d_ks, **w,
+           "probability": probs}
+    if args.json:
+        print(json.dumps(to_jsonable(out), indent=2))
+    else:
+        ks = "inf" if math.isinf(d_ks) else f"{d_ks:.4g}"
+        print(f"{pred.name}, N = {args.latents}, P = {w['n_observations']}: d_cond = "
+              f"{d_cond:.4g}, d_KS = {ks}")
+        print(f"hard window: {w['alpha_lo']:.10f} < alpha < {w['alpha_hi']:.10f}")
+        for a, pa in probs.items():
+            print(f"P(mask in window | alpha = {a}) = {pa:.4g}")
+    return 0

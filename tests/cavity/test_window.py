@@ -1,0 +1,65 @@
+"""Prop. 3.3 hardness window: closed form against the paper and a Monte Carlo over masks."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lohard.cavity import hardness_window, window_monte_carlo, window_probability
+from lohard.predicates import Predicate
+
+
+def test_window_is_the_papers_bound_with_D_equal_d_over_k_minus_1():
+    p = Predicate.nae(3, 3)
+    n, d_cond, d_ks = 1000, 51.0, 64.0
+    w = hardness_window(p, n, d_cond=d_cond, d_ks=d_ks)
+    # paper: 1 - gamma^-1 D / (k N^(k-1)) with P = N^k; ours uses the falling factorial
+    k, g = 3, p.gamma
+    corr = n**k / math.perm(n, k)
+    assert w["alpha_lo"] == pytest.approx(1 - d_ks / (k - 1) / (g * k * n ** (k - 1)) * corr)
+    assert w["alpha_hi"] == pytest.approx(1 - d_cond / (k - 1) / (g * k * n ** (k - 1)) * corr)
+    assert 0 < w["alpha_lo"] < w["alpha_hi"] < 1
+
+
+def test_xor_window_has_no_lower_edge():
+    w = hardness_window(Predicate.xor(3), 50, d_cond=5.5, d_ks=float("inf"))
+    assert w["alpha_lo"] == 0.0 and w["alpha_hi"] > 0.0
+
+
+@pytest.mark.parametrize("alpha", [0.8, 0.87, 0.93])
+def test_window_probability_matches_monte_carlo(alpha):
+    n, k, d_cond, d_ks = 6, 3, 2.0, 6.0
+    gen = np.random.default_rng(1)
+    satisfied = gen.random(40) < 0.75  # one sample's satisfied observation tokens
+    exact = float(window_probability(alpha, n, int(satisfied.sum()), k, d_cond=d_cond,
+                                     d_ks=d_ks))
+    trials = 20_000
+    mc = window_monte_carlo(alpha, n, satisfied, k, d_cond=d_cond, d_ks=d_ks, trials=trials,
+                            rng=2)
+    # binomial standard error; 4 sigma keeps the false-failure rate below 1e-4
+    se = math.sqrt(max(exact * (1 - exact), 1e-4) / trials)
+    assert exact > 0.05
+    assert abs(mc - exact) < 4 * se
+
+
+def test_window_probability_rejects_bad_alpha():
+    with pytest.raises(ValueError, match="alpha"):
+        window_probability(1.5, 10, 20, 3, d_cond=1.0, d_ks=2.0)
+
+
+def test_window_cli(capsys):
+    import argparse
+
+    from lohard.cavity.cli import register
+
+    ap = argparse.ArgumentParser()
+    register(ap.add_subparsers())
+    args = ap.parse_args(["window", "-n", "1000", "--d-cond", "52.43", "--alpha", "0.999989",
+                          "--json"])
+    assert args.func(args) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert out["d_ks"] == pytest.approx(64.0)
+    assert out["alpha_lo"] < 0.999989 < out["alpha_hi"]
+    assert out["probability"]["0.999989"] > 0.9
