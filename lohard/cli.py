@@ -29,9 +29,6 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
     cfg = Fig4Config(predicate=args.predicate, k=args.k, m=args.m, n=args.n, seeds=args.seeds,
                      max_iter=args.max_iter, damping=args.damping, root_seed=args.seed,
                      n_jobs=args.jobs, backend=args.backend, scheduler=args.scheduler)
-    if args.predicate != "nae":
-        cfg.k = args.k if args.k is not None else None
-        cfg.m = args.m if args.m is not None else None
     pred = cfg.make_predicate()
     if args.degrees:
         cfg.degrees = [float(x) for x in args.degrees.split(",")]
@@ -114,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("fig4", help="reproduce Figure 4: BP overlap from truth vs random start")
-    _predicate_args(p, k_default=3, m_default=3)
+    _predicate_args(p)
     p.add_argument("--n", type=int, default=10_000, help="number of variables N (default 10000)")
     p.add_argument("--degrees", default=None,
                    help="comma-separated degrees d = (k-1)kP/N (default: 15 points on [40, 82])")

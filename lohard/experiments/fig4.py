@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lohard._util import atomic_write, atomic_write_json, atomic_write_text, provenance
+from lohard.predicates import Predicate
 from lohard.sweep import run_sweep
 
 
@@ -99,7 +100,8 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
     """
     pred = config.make_predicate()
     out_dir = Path(out_dir)
-    stem = "fig4_overlap" if (config.predicate, config.k, config.m) == ("nae", 3, 3) else (
+    is_paper_case = pred == Predicate.nae(3, 3)
+    stem = "fig4_overlap" if is_paper_case else (
         f"fig4_overlap_{config.predicate}_k{pred.k}_m{pred.m}")
     if cache_dir is None:
         cache_dir = out_dir / ".cache" / stem

@@ -17,6 +17,17 @@ def test_thresholds_json(capsys):
     assert out["d_ks"] == "inf" and "no Kesten-Stigum point" in out["d_ks_note"]
 
 
+def test_fig4_other_predicate_uses_its_own_defaults(tmp_path, capsys):
+    args = ["fig4", "--predicate", "not-equal", "--m", "5", "--n", "300", "--points", "2",
+            "--seeds", "1", "--max-iter", "5", "--backend", "sequential", "--out",
+            str(tmp_path), "--quiet", "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["d_ks"] == pytest.approx(16.0)
+    assert summary["predicate"]["k"] == 2
+    assert (tmp_path / "fig4_overlap_not-equal_k2_m5.png").exists()
+
+
 def test_unknown_predicate_is_a_clear_error(capsys):
     assert main(["thresholds", "--predicate", "majority"]) == 2
     assert "unknown predicate name" in capsys.readouterr().err
