@@ -75,7 +75,6 @@ def main() -> None:
     nu_edge = 1 / 3 + 0.02 * rng.uniform(-1, 1, (E, m))  # the default random start
     nu_edge /= nu_edge.sum(axis=1, keepdims=True)
     w = 0.5
-    gf = np.ones(m)
 
     def state():
         nu = np.ascontiguousarray(nu_edge[edges])
@@ -83,19 +82,19 @@ def main() -> None:
 
     # correctness: one kernel step equals one NumPy step
     nu, mu, bel = state()
-    K.iterate_serial(nu, mu, bel, g.field, gf, offsets, pos, k, m, w, 1, 0, g.tables,
+    K.iterate_serial(nu, mu, bel, g.field, offsets, pos, k, m, w, 1, 0, g.tables,
                      g.clause_table, si, so, md)
     ref = numpy_flooding_step(nu_edge, inst.clauses, inst.n, w)
     err = float(np.abs(nu[pos] - ref).max())
     assert err < 1e-12, err
 
     nu, mu, bel = state()
-    t_serial = timeit(lambda: K.iterate_serial(nu, mu, bel, g.field, gf, offsets, pos, k, m, w,
+    t_serial = timeit(lambda: K.iterate_serial(nu, mu, bel, g.field, offsets, pos, k, m, w,
                                                1, 0, g.tables, g.clause_table, si, so, md),
                       args.reps)
     nu, mu, bel = state()
     nch = 8 * numba.get_num_threads()
-    t_par = timeit(lambda: K.iterate_parallel(nu, mu, bel, g.field, gf, offsets, pos, k, m, w,
+    t_par = timeit(lambda: K.iterate_parallel(nu, mu, bel, g.field, offsets, pos, k, m, w,
                                               1, 0, g.tables, g.clause_table, si, so, md, nch),
                    args.reps)
     nu, mu, bel = state()

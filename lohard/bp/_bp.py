@@ -375,7 +375,6 @@ def run_bp(
         parallel = graph.num_edges > 200_000 and numba.get_num_threads() > 1
     nchunks = 8 * numba.get_num_threads()
 
-    gfield = np.ones(m)  # reserved global field (all ones)
     history = []
     bad = 0
     converged = False
@@ -383,11 +382,11 @@ def run_bp(
     for _ in range(max_it):
         if opts["schedule"] == "parallel":
             if parallel:
-                change, b = K.iterate_parallel(nu, mu, beliefs, fld, gfield, offsets, pos, k, m, w,
+                change, b = K.iterate_parallel(nu, mu, beliefs, fld, offsets, pos, k, m, w,
                                                kind, parity, tables, ct, sat_idx, sat_off,
                                                maxdeg, nchunks)
             else:
-                change, b = K.iterate_serial(nu, mu, beliefs, fld, gfield, offsets, pos, k, m, w,
+                change, b = K.iterate_serial(nu, mu, beliefs, fld, offsets, pos, k, m, w,
                                              kind, parity, tables, ct, sat_idx, sat_off, maxdeg)
         else:
             order = gen.permutation(graph.clauses.shape[0]).astype(np.int64)
@@ -400,7 +399,7 @@ def run_bp(
             converged = True
             break
     # Final beliefs and cavity messages consistent with the returned nu.
-    bad += int(K.var_step_serial(nu, mu, beliefs, fld, gfield, offsets, m, maxdeg))
+    bad += int(K.var_step_serial(nu, mu, beliefs, fld, offsets, m, maxdeg))
     if not (np.all(np.isfinite(beliefs)) and np.all(np.isfinite(nu))):
         raise FloatingPointError("BP produced non-finite messages; this is a bug, please report")
     if not converged and warn:

@@ -51,7 +51,7 @@ _RESCALE_HIGH = 1e20
 
 
 @njit(cache=True)
-def var_body(i, nu, mu, beliefs, field, gfield, offsets, m, suf, run):
+def var_body(i, nu, mu, beliefs, field, offsets, m, suf, run):
     """Leave-one-out products for variable ``i`` by prefix/suffix products (no division).
 
     Messages are stored variable-major: variable ``i`` owns rows
@@ -91,7 +91,7 @@ def var_body(i, nu, mu, beliefs, field, gfield, offsets, m, suf, run):
                 suf[j, c] = 0.0
     mx = 0.0
     for c in range(m):
-        v = field[i, c] * gfield[c]
+        v = field[i, c]
         run[c] = v
         if v > mx:
             mx = v
@@ -240,7 +240,7 @@ def max_degree(offsets):
 # parallel-schedule drivers: one flooding iteration = all variables, then all clauses
 # ---------------------------------------------------------------------------------
 @njit(cache=True)
-def iterate_serial(nu, mu, beliefs, field, gfield, offsets, pos, k, m, damping, kind, parity,
+def iterate_serial(nu, mu, beliefs, field, offsets, pos, k, m, damping, kind, parity,
                    tables, clause_table, sat_idx, sat_off, maxdeg):
     """One flooding iteration, serial. Returns (max message change, contradictions)."""
     n = offsets.shape[0] - 1
@@ -250,7 +250,7 @@ def iterate_serial(nu, mu, beliefs, field, gfield, offsets, pos, k, m, damping, 
     new = np.empty((k, m))
     bad = 0
     for i in range(n):
-        bad += var_body(i, nu, mu, beliefs, field, gfield, offsets, m, suf, run)
+        bad += var_body(i, nu, mu, beliefs, field, offsets, m, suf, run)
     change = 0.0
     for a in range(P):
         ch, b = clause_body(a, k, m, mu, nu, pos, damping, kind, parity, tables, clause_table,
@@ -262,7 +262,7 @@ def iterate_serial(nu, mu, beliefs, field, gfield, offsets, pos, k, m, damping, 
 
 
 @njit(parallel=True)
-def iterate_parallel(nu, mu, beliefs, field, gfield, offsets, pos, k, m, damping, kind, parity,
+def iterate_parallel(nu, mu, beliefs, field, offsets, pos, k, m, damping, kind, parity,
                      tables, clause_table, sat_idx, sat_off, maxdeg, nchunks):
     """One flooding iteration over ``nchunks`` blocks in parallel; same result as serial."""
     n = offsets.shape[0] - 1
@@ -276,7 +276,7 @@ def iterate_parallel(nu, mu, beliefs, field, gfield, offsets, pos, k, m, damping
         hi = n * (ch + 1) // nchunks
         b = 0
         for i in range(lo, hi):
-            b += var_body(i, nu, mu, beliefs, field, gfield, offsets, m, suf, run)
+            b += var_body(i, nu, mu, beliefs, field, offsets, m, suf, run)
         bads[ch] = b
     for ch in prange(nchunks):
         new = np.empty((k, m))
@@ -432,12 +432,12 @@ def sweep_sequential(nu, mu, beliefs, field, offsets, pos, clauses_flat, order, 
 
 
 @njit(cache=True)
-def var_step_serial(nu, mu, beliefs, field, gfield, offsets, m, maxdeg):
+def var_step_serial(nu, mu, beliefs, field, offsets, m, maxdeg):
     """All variable-to-clause messages and beliefs from ``nu``; returns contradictions."""
     n = offsets.shape[0] - 1
     suf = np.empty((maxdeg + 1, m))
     run = np.empty(m)
     bad = 0
     for i in range(n):
-        bad += var_body(i, nu, mu, beliefs, field, gfield, offsets, m, suf, run)
+        bad += var_body(i, nu, mu, beliefs, field, offsets, m, suf, run)
     return bad

@@ -225,7 +225,6 @@ def _draw_clauses(n, predicate, sigma, num, rng) -> np.ndarray:
     accept_rate = avail / n**k
     out: list[np.ndarray] = []
     have = 0
-    seen = None
     while have < num:
         need = num - have
         draw = min(_CHUNK, int(need / accept_rate * 1.05) + 64)
@@ -241,14 +240,12 @@ def _draw_clauses(n, predicate, sigma, num, rng) -> np.ndarray:
             _, first = np.unique(code, return_index=True)
         else:
             _, first = np.unique(allc, axis=0, return_index=True)
-        # Keep first occurrences in draw order, so the result does not depend on chunking.
+        # Keep first occurrences in draw order: the clauses kept are the earliest draws.
         first.sort()
         allc = allc[first]
         out = [allc]
         have = allc.shape[0]
-        seen = allc
-    assert seen is not None
-    return np.ascontiguousarray(seen[:num])
+    return np.ascontiguousarray(out[0][:num])
 
 
 def planted_instance(
