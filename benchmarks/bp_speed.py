@@ -2,9 +2,11 @@
 
 Prints ms per iteration and edge updates per second for lohard's Numba kernels
 (flooding schedule, serial and multi-threaded; random-sequential sweep) next to
-a plain vectorised-NumPy implementation of the same flooding update, measured
-in the same process on the same instance and messages, and checks that the
-NumPy reference and the kernel compute the same messages.
+two references measured in the same process on the same instance and messages:
+a plain vectorised-NumPy implementation of the same flooding update, and the
+plain Numba loop (variable-major storage, prefix/suffix leave-one-out products)
+that the production kernels are tested against. It checks that all compute
+the same messages.
 
     python benchmarks/bp_speed.py [--n 10000] [--degree 64] [--reps 20]
 """
@@ -70,42 +72,57 @@ def main() -> None:
     pos = g._pos
     si, so = g._sat
     md = K.max_degree(offsets)
+    flat = inst.clauses.reshape(-1)
     E, m, k = g.num_edges, 3, 3
+    n = inst.n
     rng = np.random.default_rng(args.seed)
     nu_edge = 1 / 3 + 0.02 * rng.uniform(-1, 1, (E, m))  # the default random start
     nu_edge /= nu_edge.sum(axis=1, keepdims=True)
     w = 0.5
 
     def state():
-        nu = np.ascontiguousarray(nu_edge[edges])
-        return nu, np.empty_like(nu), np.empty((inst.n, m))
+        return (nu_edge.copy(), np.empty((n, m)), np.empty((n, m), dtype=np.int64),
+                np.empty((n, m)))
 
-    # correctness: one kernel step equals one NumPy step
-    nu, mu, bel = state()
-    K.iterate_serial(nu, mu, bel, g.field, offsets, pos, k, m, w, 1, 0, g.tables,
-                     g.clause_table, si, so, md)
-    ref = numpy_flooding_step(nu_edge, inst.clauses, inst.n, w)
-    err = float(np.abs(nu[pos] - ref).max())
+    def ref_state():
+        nu = np.ascontiguousarray(nu_edge[edges])  # variable-major rows pos[e]
+        return nu, np.empty_like(nu), np.empty((n, m))
+
+    # correctness: one step of each kernel equals one NumPy step
+    ref = numpy_flooding_step(nu_edge, inst.clauses, n, w)
+    nu, prod, zeros, bel = state()
+    K.flood_serial(nu, prod, zeros, bel, g.field, offsets, edges, flat, k, m, w, 1, 0, g.tables,
+                   g.clause_table, si, so)
+    err = float(np.abs(nu - ref).max())
+    rnu, rmu, rbel = ref_state()
+    K.reference_iterate(rnu, rmu, rbel, g.field, offsets, pos, k, m, w, 1, 0, g.tables,
+                        g.clause_table, si, so, md)
+    err = max(err, float(np.abs(rnu[pos] - ref).max()))
     assert err < 1e-12, err
 
-    nu, mu, bel = state()
-    t_serial = timeit(lambda: K.iterate_serial(nu, mu, bel, g.field, offsets, pos, k, m, w,
-                                               1, 0, g.tables, g.clause_table, si, so, md),
-                      args.reps)
-    nu, mu, bel = state()
-    nch = 8 * numba.get_num_threads()
-    t_par = timeit(lambda: K.iterate_parallel(nu, mu, bel, g.field, offsets, pos, k, m, w,
-                                              1, 0, g.tables, g.clause_table, si, so, md, nch),
+    rnu, rmu, rbel = ref_state()
+    t_ref = timeit(lambda: K.reference_iterate(rnu, rmu, rbel, g.field, offsets, pos, k, m, w, 1,
+                                               0, g.tables, g.clause_table, si, so, md),
                    args.reps)
-    nu, mu, bel = state()
+    nu, prod, zeros, bel = state()
+    t_serial = timeit(lambda: K.flood_serial(nu, prod, zeros, bel, g.field, offsets, edges, flat,
+                                             k, m, w, 1, 0, g.tables, g.clause_table, si, so),
+                      args.reps)
+    nu, prod, zeros, bel = state()
+    nch = 8 * numba.get_num_threads()
+    t_par = timeit(lambda: K.flood_parallel(nu, prod, zeros, bel, g.field, offsets, edges, flat,
+                                            k, m, w, 1, 0, g.tables, g.clause_table, si, so, nch),
+                   args.reps)
+    nu, prod, zeros, bel = state()
     order = rng.permutation(inst.num_clauses).astype(np.int64)
-    flat = inst.clauses.reshape(-1)
-    t_seq = timeit(lambda: K.sweep_sequential(nu, mu, bel, g.field, offsets, pos, flat, order,
-                                              k, m, 0.3, 1, 0, g.tables, g.clause_table, si,
-                                              so), max(3, args.reps // 4))
-    t_np = timeit(lambda: numpy_flooding_step(nu_edge, inst.clauses, inst.n, w),
+    t_seq = timeit(lambda: K.sweep_sequential(nu, prod, zeros, bel, g.field, offsets, edges,
+                                              flat, order, k, m, 0.3, 1, 0, g.tables,
+                                              g.clause_table, si, so), max(3, args.reps // 4))
+    t_np = timeit(lambda: numpy_flooding_step(nu_edge, inst.clauses, n, w),
                   max(3, args.reps // 4))
-    rows = [("numpy flooding (reference)", t_np), ("lohard flooding, serial", t_serial),
+    rows = [("numpy flooding (reference)", t_np),
+            ("numba prefix/suffix flooding, serial", t_ref),
+            ("lohard flooding, serial", t_serial),
             (f"lohard flooding, {numba.get_num_threads()} threads", t_par),
             ("lohard random-sequential sweep", t_seq)]
     out = {"lohard_version": __version__, "n": inst.n, "clauses": inst.num_clauses,

@@ -309,11 +309,16 @@ def run_bp(
     Notes
     -----
     Cost per iteration is O(E m) for the NAE/XOR kernels and O(S k^2) per clause
-    for a generic table with S nonzero entries. Leave-one-out products use
-    prefix/suffix products with per-step normalisation, so hard constraints
-    (exact zeros) never cause division by zero, underflow or NaN. Products that
-    vanish for every colour (contradictory evidence) are set to uniform and
-    counted in ``contradictions``.
+    for a generic table with S nonzero entries. Each variable keeps the product
+    of its incoming messages, split into the product of the nonzero factors
+    (rescaled near 1) and a count of exact zeros per colour; a cavity message
+    removes one factor by dividing by a nonzero entry or by decrementing a
+    zero count, so hard constraints never cause division by zero, underflow or
+    NaN. Where that bookkeeping leaves no colour, the cavity message is
+    recomputed exactly by a direct leave-one-out product. The flooding update
+    is tested against a division-free prefix/suffix reference kernel. Products
+    that vanish for every colour (contradictory evidence) are set to uniform
+    and counted in ``contradictions``.
 
     Defaults (see ``default_bp_options``) reproduce the KS transition of
     NAE(3,3) with no tuning: random-sequential, damping 0.3, uniform plus
@@ -363,16 +368,15 @@ def run_bp(
         nu = _initial_messages(graph, opts["init"], float(opts["noise"]), sigma, gen)
     n, m, k = graph.n, graph.m, graph.k
     offsets, edges = graph._csr
-    pos = graph._pos
-    nu = np.ascontiguousarray(nu[edges])  # to variable-major storage
-    mu = np.empty_like(nu)
+    flat = graph.clauses.reshape(-1)
+    prod = np.empty((n, m))
+    zeros = np.empty((n, m), dtype=np.int64)
     beliefs = np.empty((n, m))
     sat_idx, sat_off = graph._sat
-    maxdeg = K.max_degree(offsets)
     kind, parity = int(graph.kernel), int(graph.parity)
     tables, ct, fld = graph.tables, graph.clause_table, graph.field
     if parallel is None:
-        parallel = graph.num_edges > 200_000 and numba.get_num_threads() > 1
+        parallel = graph.num_edges > 100_000 and numba.get_num_threads() > 1
     nchunks = 8 * numba.get_num_threads()
 
     history = []
@@ -382,24 +386,25 @@ def run_bp(
     for _ in range(max_it):
         if opts["schedule"] == "parallel":
             if parallel:
-                change, b = K.iterate_parallel(nu, mu, beliefs, fld, offsets, pos, k, m, w,
-                                               kind, parity, tables, ct, sat_idx, sat_off,
-                                               maxdeg, nchunks)
+                change, b = K.flood_parallel(nu, prod, zeros, beliefs, fld, offsets, edges, flat,
+                                             k, m, w, kind, parity, tables, ct, sat_idx, sat_off,
+                                             nchunks)
             else:
-                change, b = K.iterate_serial(nu, mu, beliefs, fld, offsets, pos, k, m, w,
-                                             kind, parity, tables, ct, sat_idx, sat_off, maxdeg)
+                change, b = K.flood_serial(nu, prod, zeros, beliefs, fld, offsets, edges, flat, k,
+                                           m, w, kind, parity, tables, ct, sat_idx, sat_off)
         else:
             order = gen.permutation(graph.clauses.shape[0]).astype(np.int64)
-            change, b = K.sweep_sequential(nu, mu, beliefs, fld, offsets, pos,
-                                           graph.clauses.reshape(-1), order, k, m, w, kind,
-                                           parity, tables, ct, sat_idx, sat_off)
+            change, b = K.sweep_sequential(nu, prod, zeros, beliefs, fld, offsets, edges, flat,
+                                           order, k, m, w, kind, parity, tables, ct, sat_idx,
+                                           sat_off)
         bad += int(b)
         history.append(float(change))
         if change < opts["tol"]:
             converged = True
             break
     # Final beliefs and cavity messages consistent with the returned nu.
-    bad += int(K.var_step_serial(nu, mu, beliefs, fld, offsets, m, maxdeg))
+    mu = np.empty_like(nu)
+    bad += int(K.cavities(nu, prod, zeros, beliefs, mu, fld, offsets, edges, flat, m))
     if not (np.all(np.isfinite(beliefs)) and np.all(np.isfinite(nu))):
         raise FloatingPointError("BP produced non-finite messages; this is a bug, please report")
     if not converged and warn:
@@ -410,6 +415,4 @@ def run_bp(
             BPConvergenceWarning,
             stacklevel=2,
         )
-    # back to edge order e = a*k + s
-    return BPResult(beliefs, nu[pos], mu[pos], np.asarray(history), converged, len(history), bad,
-                    opts)
+    return BPResult(beliefs, nu, mu, np.asarray(history), converged, len(history), bad, opts)

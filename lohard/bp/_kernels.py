@@ -1,15 +1,26 @@
 """Numba kernels for belief propagation (private).
 
-An edge ``e = a * k + s`` joins clause ``a`` and its slot-``s`` variable. Its
-messages are stored *variable-major*, in row ``pos[e]``, so that a variable's
-rows are contiguous: ``nu[pos[e], c]`` is the clause-to-variable message and
-``mu[pos[e], c]`` the variable-to-clause (cavity) message. The variable pass is
-then a linear scan and only the clause pass gathers. Rows are normalised to 1.
+An edge ``e = a * k + s`` joins clause ``a`` and its slot-``s`` variable.
+
+Production kernels (the *belief form*) store the clause-to-variable messages
+``nu`` clause-major, in row ``e``, so a clause's k rows are contiguous. Each
+variable keeps the product of its incoming messages, ``prod[i, c]`` (nonzero
+factors only, kept near scale 1) and ``zeros[i, c]`` (how many factors are
+exactly 0). A cavity message mu_{i->a} is prod[i] with nu_{a->i} removed: by
+one division by a nonzero entry, or by decrementing a zero count, never by
+dividing by zero. A flooding iteration is then a product pass over variables
+(one gather per edge into a small, cache-resident ``prod``) and a clause pass
+that streams through ``nu``.
+
+Reference kernels (``reference_*``) do the same flooding iteration the slow,
+division-free way: messages stored variable-major in row ``pos[e]``, leave-one-out
+products by prefix/suffix products. Tests check the belief form against them.
 
 Each update is written once as a per-item body; serial drivers (``cache=True``,
 for sweeps run in many processes) and parallel drivers (``parallel=True``, not
-cached, for single large runs) call the same bodies. Both are deterministic:
-items are independent within a step, and the parallel reductions are exact maxima.
+cached, for single large runs) call the same bodies. Both are deterministic and
+give identical results: items are independent within a pass, and the parallel
+reductions are exact maxima and integer sums.
 """
 
 import numpy as np
@@ -46,12 +57,582 @@ _RESCALE = 1e-20
 # slower on x86 (measured: 45 ms vs 5 ms per variable pass at N = 10^4, d = 64).
 # This is the hardware flush-to-zero mode, at a slightly higher threshold.
 _FLUSH = 1e-280
-# Upper bound on a kept product's scale in the sequential sweep before rescaling.
+# Upper bound on a kept product's scale before rescaling.
 _RESCALE_HIGH = 1e20
+# Products below this are set to 0 as they are formed (the scale is >= _RESCALE,
+# so this is a flush at <= 1e-280 relative): it keeps subnormals out of the
+# running products. Where a flushed colour matters, the exact fallback
+# (direct_product) recomputes the message.
+_TINY = 1e-300
+# An empty clause order: clause_range then visits clauses in storage order.
+_NO_ORDER = np.zeros(0, dtype=np.int64)
 
 
 @njit(cache=True)
-def var_body(i, nu, mu, beliefs, field, offsets, m, suf, run):
+def _reference_scale(prod, zeros, i, m):
+    """Largest product among the colours with the fewest exact zeros (0 if none positive).
+
+    Those colours dominate every cavity message of the variable, so products are
+    scaled relative to them.
+    """
+    zmin = zeros[i, 0]
+    for c in range(1, m):
+        if zeros[i, c] < zmin:
+            zmin = zeros[i, c]
+    mx = 0.0
+    for c in range(m):
+        if zeros[i, c] == zmin and prod[i, c] > mx:
+            mx = prod[i, c]
+    return mx
+
+
+# Products of colours with more exact zeros than the reference colours are capped
+# at this multiple of the reference scale. Such a colour enters only the cavity
+# messages of the edges that carry its zeros, next to reference colours of
+# weight >= 1 there; the cap keeps the product finite (no overflow to inf) and
+# changes nothing unless the colours' products differ by more than 1e250.
+_CAP = 1e250
+
+
+@njit(cache=True)
+def _renormalise_product(prod, zeros, i, m):
+    """Scale prod[i] so its reference scale is 1; flush negligible entries, cap large ones.
+
+    An entry below _FLUSH after scaling is set to 0: its cavity weight is below
+    _FLUSH / (smallest nonzero message entry) <= 1e-20 of the reference colours'.
+    Returns the reference scale before scaling.
+    """
+    mx = _reference_scale(prod, zeros, i, m)
+    if mx > 0.0:
+        inv = 1.0 / mx
+        for c in range(m):
+            v = prod[i, c] * inv
+            if v < _FLUSH:
+                v = 0.0
+            elif v > _CAP:
+                v = _CAP
+            prod[i, c] = v
+    return mx
+
+
+# Note on the hot loops below: they are written out in one function each, with
+# no calls in the common path. A call to another jitted function that takes
+# arrays costs ~100 ns here (reference counting of every array argument),
+# which at 3 calls per clause is more than the update itself.
+
+
+@njit(cache=True)
+def product_range(lo, hi, nu, field, offsets, edges, m, prod, zeros, beliefs):
+    """Products and beliefs of variables lo..hi-1 from ``nu``; returns contradictions.
+
+    prod[i, c] = field_i(c) times the nonzero incoming factors nu[edges[j], c],
+    j in offsets[i]..offsets[i+1]-1; zeros[i, c] counts the exact zeros. The
+    product is kept near scale 1 (see :func:`_renormalise_product`); entries
+    below _TINY are flushed as they are formed.
+    """
+    bad = 0
+    for i in range(lo, hi):
+        anyzero = False
+        for c in range(m):
+            f = field[i, c]
+            if f > 0.0:
+                prod[i, c] = f
+                zeros[i, c] = 0
+            else:
+                prod[i, c] = 1.0
+                zeros[i, c] = 1
+                anyzero = True
+        _renormalise_product(prod, zeros, i, m)
+        for j in range(offsets[i], offsets[i + 1]):
+            e = edges[j]
+            mx = 0.0
+            for c in range(m):
+                v = nu[e, c]
+                if v > 0.0:
+                    v *= prod[i, c]
+                    if v < _TINY:
+                        v = 0.0
+                    prod[i, c] = v
+                    if v > mx:
+                        mx = v
+                else:
+                    zeros[i, c] += 1
+                    anyzero = True
+            if anyzero:  # the reference colours are those with the fewest zeros
+                mx = _reference_scale(prod, zeros, i, m)
+            if mx < _RESCALE or mx > _RESCALE_HIGH:
+                _renormalise_product(prod, zeros, i, m)
+        tot = 0.0
+        for c in range(m):
+            w = prod[i, c] if zeros[i, c] == 0 else 0.0
+            beliefs[i, c] = w
+            tot += w
+        if tot > 0.0:
+            inv = 1.0 / tot
+            for c in range(m):
+                beliefs[i, c] *= inv
+        else:
+            bad += direct_product(i, -1, nu, field, offsets, edges, m, beliefs, i)
+    return bad
+
+
+@njit(cache=True)
+def direct_product(i, skip, nu, field, offsets, edges, m, out, r):
+    """out[r] = normalised field_i * prod of nu[edges[j]] over the edges of i but row ``skip``.
+
+    The exact, division-free fallback of :func:`cavity_row` and :func:`belief_row`
+    (``skip = -1`` keeps every edge): a running product rescaled by its maximum,
+    as in the reference kernel. Returns 1 if the product vanishes for every
+    colour (a true contradiction; ``out[r]`` set uniform), else 0.
+    """
+    mx = 0.0
+    for c in range(m):
+        out[r, c] = field[i, c]
+        if out[r, c] > mx:
+            mx = out[r, c]
+    for j in range(offsets[i], offsets[i + 1] + 1):
+        if mx < _RESCALE:
+            if mx == 0.0:
+                break
+            inv = 1.0 / mx
+            for c in range(m):
+                v = out[r, c] * inv
+                out[r, c] = v if v >= _FLUSH else 0.0
+        if j == offsets[i + 1]:
+            break
+        e = edges[j]
+        if e == skip:
+            continue
+        mx = 0.0
+        for c in range(m):
+            v = out[r, c] * nu[e, c]
+            out[r, c] = v
+            if v > mx:
+                mx = v
+    tot = 0.0
+    for c in range(m):
+        tot += out[r, c]
+    if tot > 0.0:
+        inv = 1.0 / tot
+        for c in range(m):
+            v = out[r, c] * inv
+            out[r, c] = v if v >= _FLUSH else 0.0
+        return 0
+    for c in range(m):
+        out[r, c] = 1.0 / m
+    return 1
+
+
+@njit(cache=True)
+def cavity_row(prod, zeros, i, nu, e, m, out, r):
+    """out[r] = normalised cavity message mu_{i->a} of edge row ``e``: prod[i] without nu[e].
+
+    Removing a factor divides by a nonzero entry (>= _FLUSH by construction) or,
+    for an exact zero, decrements the zero count: no division by zero. Returns
+    False if every colour comes out excluded; the caller then recomputes the
+    message exactly with :func:`direct_product` (the products may have flushed a
+    colour that only the removal of this edge makes relevant).
+    """
+    tot = 0.0
+    for c in range(m):
+        v = nu[e, c]
+        if v > 0.0:
+            w = prod[i, c] / v if zeros[i, c] == 0 else 0.0
+        else:
+            w = prod[i, c] if zeros[i, c] == 1 else 0.0
+        out[r, c] = w
+        tot += w
+    if tot > 0.0:
+        inv = 1.0 / tot
+        for c in range(m):
+            w = out[r, c] * inv
+            out[r, c] = w if w >= _FLUSH else 0.0
+        return True
+    return False
+
+
+@njit(cache=True)
+def belief_row(prod, zeros, i, m, beliefs):
+    """beliefs[i] = normalised zero-free part of prod[i]; False if nothing is left.
+
+    On False the caller recomputes it with :func:`direct_product`, as for cavities.
+    """
+    tot = 0.0
+    for c in range(m):
+        w = prod[i, c] if zeros[i, c] == 0 else 0.0
+        beliefs[i, c] = w
+        tot += w
+    if tot > 0.0:
+        inv = 1.0 / tot
+        for c in range(m):
+            beliefs[i, c] *= inv
+        return True
+    return False
+
+
+@njit(cache=True)
+def clause_update(cav, k, m, kind, parity, tables, tab, sat_idx, sat_off, new):
+    """New clause-to-variable messages ``new`` (k, m) from the cavity rows ``cav`` (k, m).
+
+    ``kind`` selects the NAE / XOR fast path or the generic weighted truth table
+    ``tables[tab]`` (flat, length m^k, slot 0 most significant), whose nonzero
+    entries are listed in ``sat_idx[sat_off[tab]:sat_off[tab+1]]``. Rows of ``cav``
+    are normalised. Returns the number of all-zero results (set uniform).
+    """
+    bad = 0
+    if kind == NAE:
+        # sum_{x_-s} g(x) prod mu = 1 - prod_{t != s} mu_t(c) for normalised mu.
+        for s in range(k):
+            tot = 0.0
+            for c in range(m):
+                p = 1.0
+                for t in range(k):
+                    if t != s:
+                        p *= cav[t, c]
+                new[s, c] = 1.0 - p
+                tot += 1.0 - p
+            inv = 1.0 / tot  # tot >= m - 1 > 0 for normalised mu
+            for c in range(m):
+                new[s, c] *= inv
+    elif kind == XOR:
+        # Fourier form: P(x_s = c) = (1 + (-1)^(c + parity) prod_{t != s} (mu_t(0) - mu_t(1))) / 2.
+        sign = 1.0 if parity == 0 else -1.0
+        for s in range(k):
+            p = 1.0
+            for t in range(k):
+                if t != s:
+                    p *= cav[t, 0] - cav[t, 1]
+            new[s, 0] = 0.5 * (1.0 + sign * p)
+            new[s, 1] = 0.5 * (1.0 - sign * p)
+            if new[s, 0] < 0.0:  # rounding when p is +-1
+                new[s, 0] = 0.0
+            if new[s, 1] < 0.0:
+                new[s, 1] = 0.0
+            _normalise(new[s], m)
+    else:
+        for s in range(k):
+            for c in range(m):
+                new[s, c] = 0.0
+        for q in range(sat_off[tab], sat_off[tab + 1]):
+            idx = sat_idx[q]
+            w = tables[tab, idx]
+            # decode idx into digits x_0..x_{k-1} (slot 0 most significant)
+            for s in range(k):
+                p = w
+                rem = idx
+                xs = 0
+                for t in range(k - 1, -1, -1):
+                    xt = rem % m
+                    rem //= m
+                    if t == s:
+                        xs = xt
+                    else:
+                        p *= cav[t, xt]
+                new[s, xs] += p
+        for s in range(k):
+            if not _normalise(new[s], m):
+                bad += 1
+            for c in range(m):
+                if new[s, c] < _FLUSH:
+                    new[s, c] = 0.0
+    return bad
+
+
+@njit(cache=True)
+def _damp_row(nu, e, new, s, m, damping):
+    """nu[e] <- damping nu[e] + (1 - damping) new[s], flushed; returns the max change."""
+    change = 0.0
+    for c in range(m):
+        v = damping * nu[e, c] + (1.0 - damping) * new[s, c]
+        if v < _FLUSH:
+            v = 0.0
+        d = abs(v - nu[e, c])
+        if d > change:
+            change = d
+        nu[e, c] = v
+    return change
+
+
+@njit(cache=True)
+def clause_body_exact(a, k, m, nu, field, offsets, edges, clauses_flat, damping, kind, parity,
+                      tables, clause_table, sat_idx, sat_off, cav, new):
+    """Update of clause ``a`` with every cavity message from :func:`direct_product` (exact, slow).
+
+    Used for the rare clauses whose cavity messages the products cannot give.
+    Returns (max message change, contradictions).
+    """
+    base = a * k
+    bad = 0
+    for s in range(k):
+        bad += direct_product(clauses_flat[base + s], base + s, nu, field, offsets, edges, m, cav,
+                              s)
+    bad += clause_update(cav, k, m, kind, parity, tables, clause_table[a], sat_idx, sat_off, new)
+    change = 0.0
+    for s in range(k):
+        d = _damp_row(nu, base + s, new, s, m, damping)
+        if d > change:
+            change = d
+    return change, bad
+
+
+@njit(cache=True)
+def _swap_factors(a, k, m, nu, old, prod, zeros, clauses_flat):
+    """Products of clause ``a``'s variables: factors ``old`` out, its rows of nu in (slow path)."""
+    base = a * k
+    for s in range(k):
+        i = clauses_flat[base + s]
+        for c in range(m):
+            vo = old[s, c]
+            vn = nu[base + s, c]
+            if vo > 0.0:
+                if vn > 0.0:
+                    prod[i, c] *= vn / vo
+                else:
+                    prod[i, c] /= vo
+                    zeros[i, c] += 1
+            elif vn > 0.0:
+                prod[i, c] *= vn
+                zeros[i, c] -= 1
+            if prod[i, c] < _TINY:
+                prod[i, c] = 0.0
+        mx = _reference_scale(prod, zeros, i, m)
+        if mx < _RESCALE or mx > _RESCALE_HIGH:
+            _renormalise_product(prod, zeros, i, m)
+
+
+@njit(cache=True)
+def clause_range(order, lo, hi, sequential, k, m, nu, prod, zeros, field, offsets, edges,
+                 clauses_flat, damping, kind, parity, tables, clause_table, sat_idx, sat_off):
+    """Update clauses ``order[lo:hi]`` (clauses lo..hi-1 if ``order`` is empty), damped.
+
+    Cavity messages come from the products (:func:`product_range`). With
+    ``sequential`` the products of a clause's variables are updated right after
+    it (one factor out, the new one in), so later clauses read fresh messages;
+    otherwise the products are left as they are (flooding). A clause whose
+    cavity messages the products cannot give (every colour excluded, see
+    :func:`cavity_row`) is updated exactly by :func:`clause_body_exact` after
+    the loop. Returns (max message change, contradictions).
+    """
+    cav = np.empty((k, m))
+    new = np.empty((k, m))
+    old = np.empty((k, m))
+    redo = np.empty(hi - lo, dtype=np.int64)
+    nredo = 0
+    change = 0.0
+    bad = 0
+    use_order = order.shape[0] > 0
+    sign = 1.0 if parity == 0 else -1.0
+    for q in range(lo, hi):
+        a = order[q] if use_order else q
+        base = a * k
+        # cavity messages: prod[i] without this edge's factor (cf. cavity_row)
+        ok = True
+        for s in range(k):
+            i = clauses_flat[base + s]
+            e = base + s
+            tot = 0.0
+            for c in range(m):
+                v = nu[e, c]
+                if v > 0.0:
+                    w = prod[i, c] / v if zeros[i, c] == 0 else 0.0
+                else:
+                    w = prod[i, c] if zeros[i, c] == 1 else 0.0
+                cav[s, c] = w
+                tot += w
+            if tot > 0.0:
+                inv = 1.0 / tot
+                for c in range(m):
+                    w = cav[s, c] * inv
+                    cav[s, c] = w if w >= _FLUSH else 0.0
+            else:
+                ok = False
+        if not ok:
+            redo[nredo] = a
+            nredo += 1
+            continue
+        # clause update (cf. clause_update, which the generic table uses)
+        if kind == NAE:
+            for s in range(k):
+                tot = 0.0
+                for c in range(m):
+                    p = 1.0
+                    for t in range(k):
+                        if t != s:
+                            p *= cav[t, c]
+                    new[s, c] = 1.0 - p
+                    tot += 1.0 - p
+                inv = 1.0 / tot
+                for c in range(m):
+                    new[s, c] *= inv
+        elif kind == XOR:
+            for s in range(k):
+                p = 1.0
+                for t in range(k):
+                    if t != s:
+                        p *= cav[t, 0] - cav[t, 1]
+                v0 = 0.5 * (1.0 + sign * p)
+                v1 = 0.5 * (1.0 - sign * p)
+                v0 = v0 if v0 > 0.0 else 0.0
+                v1 = v1 if v1 > 0.0 else 0.0
+                inv = 1.0 / (v0 + v1)
+                new[s, 0] = v0 * inv
+                new[s, 1] = v1 * inv
+        else:
+            bad += clause_update(cav, k, m, kind, parity, tables, clause_table[a], sat_idx,
+                                 sat_off, new)
+        # damping (cf. _damp_row) and, if sequential, the products
+        for s in range(k):
+            e = base + s
+            for c in range(m):
+                vo = nu[e, c]
+                v = damping * vo + (1.0 - damping) * new[s, c]
+                if v < _FLUSH:
+                    v = 0.0
+                d = abs(v - vo)
+                if d > change:
+                    change = d
+                nu[e, c] = v
+                old[s, c] = vo
+        if sequential:  # written out: cf. _swap_factors
+            for s in range(k):
+                i = clauses_flat[base + s]
+                e = base + s
+                for c in range(m):
+                    vo = old[s, c]
+                    vn = nu[e, c]
+                    if vo > 0.0:
+                        if vn > 0.0:
+                            prod[i, c] *= vn / vo
+                        else:
+                            prod[i, c] /= vo
+                            zeros[i, c] += 1
+                    elif vn > 0.0:
+                        prod[i, c] *= vn
+                        zeros[i, c] -= 1
+                    if prod[i, c] < _TINY:
+                        prod[i, c] = 0.0
+                # rescale only when the scale drifts far from 1 (guards over- and underflow)
+                z0 = zeros[i, 0]
+                mx = 0.0
+                for c in range(m):
+                    if zeros[i, c] != z0:
+                        mx = -1.0  # mixed zero counts: let _reference_scale decide
+                        break
+                    if prod[i, c] > mx:
+                        mx = prod[i, c]
+                if mx < 0.0:
+                    mx = _reference_scale(prod, zeros, i, m)
+                if mx < _RESCALE or mx > _RESCALE_HIGH:
+                    _renormalise_product(prod, zeros, i, m)
+    for r in range(nredo):
+        a = redo[r]
+        for s in range(k):
+            for c in range(m):
+                old[s, c] = nu[a * k + s, c]
+        ch, b = clause_body_exact(a, k, m, nu, field, offsets, edges, clauses_flat, damping, kind,
+                                  parity, tables, clause_table, sat_idx, sat_off, cav, new)
+        bad += b
+        if ch > change:
+            change = ch
+        if sequential:
+            _swap_factors(a, k, m, nu, old, prod, zeros, clauses_flat)
+    return change, bad
+
+
+@njit(cache=True)
+def max_degree(offsets):
+    best = 0
+    for i in range(offsets.shape[0] - 1):
+        d = offsets[i + 1] - offsets[i]
+        if d > best:
+            best = d
+    return best
+
+
+# ---------------------------------------------------------------------------------
+# flooding schedule: all products, then all clauses
+# ---------------------------------------------------------------------------------
+@njit(cache=True)
+def flood_serial(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, k, m, damping,
+                 kind, parity, tables, clause_table, sat_idx, sat_off):
+    """One flooding iteration, serial. Returns (max message change, contradictions).
+
+    ``beliefs`` receives the beliefs of the messages *before* the clause pass.
+    """
+    n = offsets.shape[0] - 1
+    P = nu.shape[0] // k
+    bad = product_range(0, n, nu, field, offsets, edges, m, prod, zeros, beliefs)
+    change, b = clause_range(_NO_ORDER, 0, P, False, k, m, nu, prod, zeros, field, offsets,
+                             edges, clauses_flat, damping, kind, parity, tables, clause_table,
+                             sat_idx, sat_off)
+    return change, bad + b
+
+
+@njit(parallel=True)
+def flood_parallel(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, k, m,
+                   damping, kind, parity, tables, clause_table, sat_idx, sat_off, nchunks):
+    """One flooding iteration over ``nchunks`` blocks in parallel; same result as serial."""
+    n = offsets.shape[0] - 1
+    P = nu.shape[0] // k
+    bads = np.zeros(nchunks, dtype=np.int64)
+    changes = np.zeros(nchunks)
+    for ch in prange(nchunks):
+        bads[ch] = product_range(n * ch // nchunks, n * (ch + 1) // nchunks, nu, field, offsets,
+                                 edges, m, prod, zeros, beliefs)
+    for ch in prange(nchunks):
+        c, b = clause_range(_NO_ORDER, P * ch // nchunks, P * (ch + 1) // nchunks, False, k, m,
+                            nu, prod, zeros, field, offsets, edges, clauses_flat, damping, kind,
+                            parity, tables, clause_table, sat_idx, sat_off)
+        changes[ch] = c
+        bads[ch] += b
+    return changes.max(), bads.sum()
+
+
+# ---------------------------------------------------------------------------------
+# random-sequential schedule
+# ---------------------------------------------------------------------------------
+@njit(cache=True)
+def sweep_sequential(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, order, k,
+                     m, damping, kind, parity, tables, clause_table, sat_idx, sat_off):
+    """One random-sequential sweep: clauses in ``order``, each reading fresh cavity messages.
+
+    After a clause is updated, the products of its variables are updated in place
+    (one factor out, the new one in), so the next clause sees the new messages.
+    The products are rebuilt from scratch at the start of every sweep, which
+    bounds the rounding drift of these incremental updates to one sweep. A
+    clause whose cavity messages need the exact path is updated at the end of
+    the sweep instead. ``beliefs`` receives the beliefs after the sweep.
+    Returns (max message change, contradictions).
+    """
+    n = offsets.shape[0] - 1
+    product_range(0, n, nu, field, offsets, edges, m, prod, zeros, beliefs)
+    change, bad = clause_range(order, 0, order.shape[0], True, k, m, nu, prod, zeros, field,
+                               offsets, edges, clauses_flat, damping, kind, parity, tables,
+                               clause_table, sat_idx, sat_off)
+    for i in range(n):
+        if not belief_row(prod, zeros, i, m, beliefs):
+            bad += direct_product(i, -1, nu, field, offsets, edges, m, beliefs, i)
+    return change, bad
+
+
+@njit(cache=True)
+def cavities(nu, prod, zeros, beliefs, mu, field, offsets, edges, clauses_flat, m):
+    """All cavity messages ``mu`` (clause-major) and beliefs of ``nu``; returns contradictions."""
+    n = offsets.shape[0] - 1
+    bad = 0
+    bad = product_range(0, n, nu, field, offsets, edges, m, prod, zeros, beliefs)
+    for e in range(nu.shape[0]):
+        i = clauses_flat[e]
+        if not cavity_row(prod, zeros, i, nu, e, m, mu, e):
+            bad += direct_product(i, e, nu, field, offsets, edges, m, mu, e)
+    return bad
+
+
+# ---------------------------------------------------------------------------------
+# reference flooding iteration: variable-major storage, prefix/suffix products
+# ---------------------------------------------------------------------------------
+@njit(cache=True)
+def reference_var_body(i, nu, mu, beliefs, field, offsets, m, suf, run):
     """Leave-one-out products for variable ``i`` by prefix/suffix products (no division).
 
     Messages are stored variable-major: variable ``i`` owns rows
@@ -144,300 +725,34 @@ def var_body(i, nu, mu, beliefs, field, offsets, m, suf, run):
     return bad
 
 
-@njit(cache=True)
-def clause_body(a, k, m, mu, nu, pos, damping, kind, parity, tables, clause_table, sat_idx,
-                sat_off, new):
-    """Clause-to-variable update for clause ``a`` with damping; returns (max change, bad).
 
-    ``pos[a*k + s]`` is the storage row of edge (clause a, slot s).
-    ``new`` (k, m) is scratch. ``kind`` selects the NAE / XOR fast path or the
-    generic weighted truth table ``tables[clause_table[a]]`` (flat, length m^k),
-    whose nonzero entries are listed in ``sat_idx[sat_off[t]:sat_off[t+1]]``.
+@njit(cache=True)
+def reference_iterate(nu, mu, beliefs, field, offsets, pos, k, m, damping, kind, parity,
+                      tables, clause_table, sat_idx, sat_off, maxdeg):
+    """One flooding iteration the division-free way (rows ``pos[e]``); serial.
+
+    Same update as :func:`flood_serial`; kept as the slow reference the belief
+    form is tested against. Returns (max message change, contradictions).
     """
-    base = a * k
-    bad = 0
-    if kind == NAE:
-        # sum_{x_-s} g(x) prod mu = 1 - prod_{t != s} mu_t(c) for normalised mu.
-        for s in range(k):
-            tot = 0.0
-            for c in range(m):
-                p = 1.0
-                for t in range(k):
-                    if t != s:
-                        p *= mu[pos[base + t], c]
-                new[s, c] = 1.0 - p
-                tot += 1.0 - p
-            inv = 1.0 / tot  # tot >= m - 1 > 0 for normalised mu
-            for c in range(m):
-                new[s, c] *= inv
-    elif kind == XOR:
-        # Fourier form: P(x_s = c) = (1 + (-1)^(c + parity) prod_{t != s} (mu_t(0) - mu_t(1))) / 2.
-        for s in range(k):
-            p = 1.0
-            for t in range(k):
-                if t != s:
-                    p *= mu[pos[base + t], 0] - mu[pos[base + t], 1]
-            sign = 1.0 if parity == 0 else -1.0
-            new[s, 0] = 0.5 * (1.0 + sign * p)
-            new[s, 1] = 0.5 * (1.0 - sign * p)
-            if new[s, 0] < 0.0:  # rounding when p is +-1
-                new[s, 0] = 0.0
-            if new[s, 1] < 0.0:
-                new[s, 1] = 0.0
-            _normalise(new[s], m)
-    else:
-        tab = clause_table[a]
-        for s in range(k):
-            for c in range(m):
-                new[s, c] = 0.0
-        for q in range(sat_off[tab], sat_off[tab + 1]):
-            idx = sat_idx[q]
-            w = tables[tab, idx]
-            # decode idx into digits x_0..x_{k-1} (slot 0 most significant)
-            for s in range(k):
-                p = w
-                rem = idx
-                xs = 0
-                for t in range(k - 1, -1, -1):
-                    xt = rem % m
-                    rem //= m
-                    if t == s:
-                        xs = xt
-                    else:
-                        p *= mu[pos[base + t], xt]
-                new[s, xs] += p
-        for s in range(k):
-            if not _normalise(new[s], m):
-                bad += 1
-            for c in range(m):
-                if new[s, c] < _FLUSH:
-                    new[s, c] = 0.0
-    change = 0.0
-    for s in range(k):
-        e = pos[base + s]
-        for c in range(m):
-            v = damping * nu[e, c] + (1.0 - damping) * new[s, c]
-            if v < _FLUSH:
-                v = 0.0
-            d = abs(v - nu[e, c])
-            if d > change:
-                change = d
-            nu[e, c] = v
-    return change, bad
-
-
-@njit(cache=True)
-def max_degree(offsets):
-    best = 0
-    for i in range(offsets.shape[0] - 1):
-        d = offsets[i + 1] - offsets[i]
-        if d > best:
-            best = d
-    return best
-
-
-# ---------------------------------------------------------------------------------
-# parallel-schedule drivers: one flooding iteration = all variables, then all clauses
-# ---------------------------------------------------------------------------------
-@njit(cache=True)
-def iterate_serial(nu, mu, beliefs, field, offsets, pos, k, m, damping, kind, parity,
-                   tables, clause_table, sat_idx, sat_off, maxdeg):
-    """One flooding iteration, serial. Returns (max message change, contradictions)."""
     n = offsets.shape[0] - 1
     P = nu.shape[0] // k
     suf = np.empty((maxdeg + 1, m))
     run = np.empty(m)
+    cav = np.empty((k, m))
     new = np.empty((k, m))
     bad = 0
     for i in range(n):
-        bad += var_body(i, nu, mu, beliefs, field, offsets, m, suf, run)
+        bad += reference_var_body(i, nu, mu, beliefs, field, offsets, m, suf, run)
     change = 0.0
     for a in range(P):
-        ch, b = clause_body(a, k, m, mu, nu, pos, damping, kind, parity, tables, clause_table,
-                            sat_idx, sat_off, new)
-        bad += b
-        if ch > change:
-            change = ch
-    return change, bad
-
-
-@njit(parallel=True)
-def iterate_parallel(nu, mu, beliefs, field, offsets, pos, k, m, damping, kind, parity,
-                     tables, clause_table, sat_idx, sat_off, maxdeg, nchunks):
-    """One flooding iteration over ``nchunks`` blocks in parallel; same result as serial."""
-    n = offsets.shape[0] - 1
-    P = nu.shape[0] // k
-    bads = np.zeros(nchunks, dtype=np.int64)
-    changes = np.zeros(nchunks)
-    for ch in prange(nchunks):
-        suf = np.empty((maxdeg + 1, m))
-        run = np.empty(m)
-        lo = n * ch // nchunks
-        hi = n * (ch + 1) // nchunks
-        b = 0
-        for i in range(lo, hi):
-            b += var_body(i, nu, mu, beliefs, field, offsets, m, suf, run)
-        bads[ch] = b
-    for ch in prange(nchunks):
-        new = np.empty((k, m))
-        lo = P * ch // nchunks
-        hi = P * (ch + 1) // nchunks
-        best = 0.0
-        b = 0
-        for a in range(lo, hi):
-            c, bb = clause_body(a, k, m, mu, nu, pos, damping, kind, parity, tables, clause_table,
-                                sat_idx, sat_off, new)
-            b += bb
-            if c > best:
-                best = c
-        changes[ch] = best
-        bads[ch] += b
-    return changes.max(), bads.sum()
-
-
-# ---------------------------------------------------------------------------------
-# random-sequential schedule
-# ---------------------------------------------------------------------------------
-@njit(cache=True)
-def _renormalise_field(prod, zeros, i, m):
-    """Scale prod[i] so its largest zero-free entry is 1; flush negligible entries."""
-    mx = 0.0
-    for c in range(m):
-        if zeros[i, c] == 0 and prod[i, c] > mx:
-            mx = prod[i, c]
-    if mx > 0.0:
-        inv = 1.0 / mx
-        floor = _FLUSH
-        for c in range(m):
-            v = prod[i, c] * inv
-            prod[i, c] = v if v >= floor else 0.0
-
-
-@njit(cache=True)
-def _accumulate_fields(nu, field, offsets, m, prod, zeros):
-    """prod[i, c] = field times the nonzero nu factors (max-normalised); zeros counts zeros."""
-    n = offsets.shape[0] - 1
-    for i in range(n):
-        for c in range(m):
-            f = field[i, c]
-            if f > 0.0:
-                prod[i, c] = f
-                zeros[i, c] = 0
-            else:
-                prod[i, c] = 1.0
-                zeros[i, c] = 1
-        _renormalise_field(prod, zeros, i, m)
-        for e in range(offsets[i], offsets[i + 1]):
-            mx = 0.0
-            for c in range(m):
-                v = nu[e, c]
-                if v > 0.0:
-                    prod[i, c] *= v
-                else:
-                    zeros[i, c] += 1
-                if zeros[i, c] == 0 and prod[i, c] > mx:
-                    mx = prod[i, c]
-            if mx < _RESCALE:
-                _renormalise_field(prod, zeros, i, m)
-
-
-@njit(cache=True)
-def sweep_sequential(nu, mu, beliefs, field, offsets, pos, clauses_flat, order, k, m,
-                     damping, kind, parity, tables, clause_table, sat_idx, sat_off):
-    """One random-sequential sweep: clauses in ``order``, each reading fresh cavity messages.
-
-    Each variable keeps the product of its nonzero incoming factors (max-normalised)
-    and a count of exact zeros per colour, so one factor is removed exactly by a
-    division, or by decrementing the zero count, never by dividing by zero. The
-    products are rebuilt from scratch at the start of every sweep, which bounds
-    the rounding drift of the incremental updates to one sweep.
-    Returns (max message change, contradictions).
-    """
-    n = offsets.shape[0] - 1
-    prod = np.empty((n, m))
-    zeros = np.empty((n, m), dtype=np.int64)
-    _accumulate_fields(nu, field, offsets, m, prod, zeros)
-    new = np.empty((k, m))
-    old = np.empty((k, m))
-    change = 0.0
-    bad = 0
-    for q in range(order.shape[0]):
-        a = order[q]
         base = a * k
         for s in range(k):
-            i = clauses_flat[base + s]
-            e = pos[base + s]
-            tot = 0.0
             for c in range(m):
-                v = nu[e, c]
-                if v > 0.0:
-                    w = prod[i, c] / v if zeros[i, c] == 0 else 0.0
-                else:
-                    w = prod[i, c] if zeros[i, c] == 1 else 0.0
-                mu[e, c] = w
-                tot += w
-            if tot > 0.0:
-                inv = 1.0 / tot
-                for c in range(m):
-                    w = mu[e, c] * inv
-                    mu[e, c] = w if w >= _FLUSH else 0.0
-            else:
-                for c in range(m):
-                    mu[e, c] = 1.0 / m
-                bad += 1
-            for c in range(m):
-                old[s, c] = nu[e, c]
-        ch, b = clause_body(a, k, m, mu, nu, pos, damping, kind, parity, tables, clause_table,
-                            sat_idx, sat_off, new)
-        bad += b
-        if ch > change:
-            change = ch
+                cav[s, c] = mu[pos[base + s], c]
+        bad += clause_update(cav, k, m, kind, parity, tables, clause_table[a], sat_idx,
+                             sat_off, new)
         for s in range(k):
-            i = clauses_flat[base + s]
-            e = pos[base + s]
-            mx = 0.0
-            for c in range(m):
-                vo = old[s, c]
-                vn = nu[e, c]
-                if vo > 0.0:
-                    if vn > 0.0:
-                        prod[i, c] *= vn / vo
-                    else:
-                        prod[i, c] /= vo
-                        zeros[i, c] += 1
-                elif vn > 0.0:
-                    prod[i, c] *= vn
-                    zeros[i, c] -= 1
-                if prod[i, c] < 1e-300:  # negligible next to mx >= _RESCALE; keep subnormals out
-                    prod[i, c] = 0.0
-                if zeros[i, c] == 0 and prod[i, c] > mx:
-                    mx = prod[i, c]
-            # Rescale only when the scale drifts far from 1 (guards over- and underflow).
-            if mx < _RESCALE or mx > _RESCALE_HIGH:
-                _renormalise_field(prod, zeros, i, m)
-    for i in range(n):
-        tot = 0.0
-        for c in range(m):
-            w = prod[i, c] if zeros[i, c] == 0 else 0.0
-            beliefs[i, c] = w
-            tot += w
-        if tot > 0.0:
-            for c in range(m):
-                beliefs[i, c] /= tot
-        else:
-            for c in range(m):
-                beliefs[i, c] = 1.0 / m
-            bad += 1
+            d = _damp_row(nu, pos[base + s], new, s, m, damping)
+            if d > change:
+                change = d
     return change, bad
-
-
-@njit(cache=True)
-def var_step_serial(nu, mu, beliefs, field, offsets, m, maxdeg):
-    """All variable-to-clause messages and beliefs from ``nu``; returns contradictions."""
-    n = offsets.shape[0] - 1
-    suf = np.empty((maxdeg + 1, m))
-    run = np.empty(m)
-    bad = 0
-    for i in range(n):
-        bad += var_body(i, nu, mu, beliefs, field, offsets, m, suf, run)
-    return bad
