@@ -6,7 +6,9 @@ predicates  truth-table predicates, transfer matrices, Kesten-Stigum threshold
 csp         planted and null random CSP ensembles
 bp          belief propagation on instances, overlaps, linearised BP
 cavity      cavity-method thresholds
-mdm         masked diffusion models (needs the ``torch`` extra; imported on use)
+lo          latent-and-observed (L&O) data, masking, exact and BP posteriors
+sudoku      Sudoku as a planted CSP: generator, strategy rater, encodings, BP decoding
+mdm         masked diffusion models and pi-learners (needs the ``torch`` extra)
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -301,11 +301,17 @@ class LODistribution:
         """
         t = self.check_tokens(tokens)
         x, o = self.latents(t), self.observations(t)
+        # Token values valid somewhere in the vocabulary can still lie outside a
+        # latent's alphabet (0..m-1) or an observation's (0..V-1): probability 0.
+        outside = np.any(x >= self.m, axis=1) | np.any(o >= self.n_obs_values, axis=1)
+        x = np.where(x >= self.m, 0, x)
+        o = np.where(o >= self.n_obs_values, 0, o)
         with np.errstate(divide="ignore"):
             lp = np.log(self.prior)[x].sum(axis=1)
             probs = self.observation_probs(x)
             po = np.take_along_axis(probs, o[..., None], axis=2)[..., 0]
             lp = lp + np.log(po).sum(axis=1)
+        lp[outside] = -np.inf
         const = self.trailing_positions
         if const.size:
             bad = np.any(t[:, const] != self.trailing[None, :], axis=1)

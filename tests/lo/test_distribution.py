@@ -186,6 +186,16 @@ def test_log_prob_sums_to_one():
     assert math.isclose(np.exp(d.log_prob(xs)).sum(), 1.0, rel_tol=1e-12)
 
 
+def test_log_prob_of_values_outside_a_tokens_alphabet_is_minus_inf():
+    # With a trailing token the vocabulary has a value (2) that no latent can take.
+    d = nae_sat(4, 2, trailing_token=True, rng=0)
+    t = d.sample(3, rng=1)
+    assert np.all(np.isfinite(d.log_prob(t)))
+    t[0, d.latent_positions[0]] = 2
+    lp = d.log_prob(t)
+    assert lp[0] == -np.inf and np.all(np.isfinite(lp[1:]))
+
+
 # -- bad input -----------------------------------------------------------------------------------
 def test_bad_input():
     with pytest.raises(ValueError, match="exceeds the number of distinct ordered k-subsets"):
