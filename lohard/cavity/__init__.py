@@ -7,9 +7,17 @@ from lohard.cavity._popdyn import (
     phi_paramagnetic,
     population_dynamics,
 )
-from lohard.cavity._report import default_cache_dir, thresholds_report
+from lohard.cavity._report import (
+    DEFAULT_SETTINGS,
+    ThresholdSettings,
+    default_cache_dir,
+    default_populations,
+    thresholds_report,
+)
 from lohard.cavity._thresholds import (
     ThresholdEstimate,
+    classify_transition,
+    first_moment_degree,
     locate_condensation,
     locate_spinodal,
     survives,
@@ -26,6 +34,11 @@ __all__ = [
     "locate_condensation",
     "ThresholdEstimate",
     "thresholds_report",
+    "ThresholdSettings",
+    "DEFAULT_SETTINGS",
+    "default_populations",
+    "classify_transition",
+    "first_moment_degree",
     "default_cache_dir",
     "bethe_free_entropy",
     "BetheResult",

@@ -22,6 +22,20 @@ NAE = 1
 
 
 @njit(cache=True)
+def randint(rng, n):
+    """Uniform integer in [0, n) from one double: ``floor(n U)``.
+
+    Numba's ``Generator.integers`` costs ~45 ns a draw against ~5 ns for
+    ``random()``, and a clause update draws k + 1 indices, so this halves to
+    thirds the cost of a population sweep. ``U`` has 53 random bits, so for
+    the n < 2^31 used here the probabilities differ from 1/n by less than
+    n 2^-53 relative; the guard covers a product that rounds up to n.
+    """
+    j = int(rng.random() * n)
+    return j if j < n else n - 1
+
+
+@njit(cache=True)
 def clause_hat(code, sat, k, m, s, msg, out, scratch):
     r"""Unnormalised clause-to-variable message towards slot ``s``.
 
@@ -29,28 +43,37 @@ def clause_hat(code, sat, k, m, s, msg, out, scratch):
 
     ``msg`` (k, m) holds the incoming normalised messages (row ``s`` unused);
     ``out`` (m,) is written; ``scratch`` (m,) is workspace. The NAE path uses
-    :math:`\hat\nu(x) = 1 - \prod_{t \ne s} \mu_t(x)
-    = \sum_{t \ne s} (1 - \mu_t(x)) \prod_{t' < t,\, t' \ne s} \mu_{t'}(x)`,
-    with :math:`1 - \mu_t(x)` summed over the other colours, so that nearly
-    one-hot messages lose no precision to cancellation.
+    :math:`\hat\nu(x) = 1 - p(x)` with :math:`p(x) = \prod_{t \ne s} \mu_t(x)`.
+    Where :math:`p(x) < 1/2` the subtraction loses nothing (the result is
+    >= 1/2, so its relative error is below 2 ulp). Since
+    :math:`\sum_x p(x) \le 1`, at most one colour has :math:`p(x) \ge 1/2`;
+    for it the sum
+    :math:`\sum_{t \ne s} (1 - \mu_t(x)) \prod_{t' < t,\, t' \ne s} \mu_{t'}(x)`
+    is used, with :math:`1 - \mu_t(x)` summed over the other colours, so that
+    nearly one-hot messages lose no precision to cancellation. Cost
+    O(k m) either way.
     """
     if code == NAE:
         for x in range(m):
-            out[x] = 0.0
-            scratch[x] = 1.0  # running product of mu_t'(x) over the slots done so far
-        for t in range(k):
-            if t == s:
+            p = 1.0
+            for t in range(k):
+                if t != s:
+                    p *= msg[t, x]
+            if p < 0.5:
+                out[x] = 1.0 - p
                 continue
-            run = 0.0
-            for x in range(m):
-                out[x] += run * scratch[x]  # colours below x
-                run += msg[t, x]
-            run = 0.0
-            for x in range(m - 1, -1, -1):
-                out[x] += run * scratch[x]  # colours above x
-                run += msg[t, x]
-            for x in range(m):
-                scratch[x] *= msg[t, x]
+            acc = 0.0
+            run = 1.0  # product of mu_t'(x) over the slots done so far
+            for t in range(k):
+                if t == s:
+                    continue
+                rest = 0.0
+                for y in range(m):
+                    if y != x:
+                        rest += msg[t, y]
+                acc += rest * run
+                run *= msg[t, x]
+            out[x] = acc
         return
     for x in range(m):
         out[x] = 0.0
@@ -92,13 +115,13 @@ def _planted_clause(rng, pop, c, code, sat, sc_off, sc_idx, k, m, msg, hat, scra
     the sub-population of its planted colour. Returns the sum of ``hat``.
     """
     npop = pop.shape[1]
-    s = rng.integers(0, k)
+    s = randint(rng, k)
     lo = sc_off[s * m + c]
     hi = sc_off[s * m + c + 1]
-    r = sc_idx[lo + rng.integers(0, hi - lo)]
+    r = sc_idx[lo + randint(rng, hi - lo)]
     for t in range(k):
         if t != s:
-            j = rng.integers(0, npop)
+            j = randint(rng, npop)
             yt = sat[r, t]
             for x in range(m):
                 msg[t, x] = pop[yt, j, x]
@@ -144,7 +167,7 @@ def pd_sweeps(rng, pop, n_sweeps, mean_deg, code, sat, sc_off, sc_idx, k, m, tra
     bad = 0
     for t in range(n_sweeps):
         for _ in range(m * npop):
-            c = rng.integers(0, m)
+            c = randint(rng, m)
             deg = rng.poisson(mean_deg)
             for x in range(m):
                 prod[x] = 1.0 / m  # a variable with no other clause sends the uniform message
@@ -154,7 +177,7 @@ def pd_sweeps(rng, pop, n_sweeps, mean_deg, code, sat, sc_off, sc_idx, k, m, tra
                     prod[x] *= hat[x]
                 if _normalise_row(prod, m) == 0.0:
                     bad += 1
-            j = rng.integers(0, npop)
+            j = randint(rng, npop)
             for x in range(m):
                 pop[c, j, x] = prod[x]
         acc = 0.0
@@ -201,7 +224,7 @@ def pd_measure(rng, pop, n_samples, mean_deg, code, sat, sc_off, sc_idx, k, m, l
     bad = 0
     w_clause = (k - 1.0) / k
     for _ in range(n_samples):
-        c = rng.integers(0, m)
+        c = randint(rng, m)
         deg = rng.poisson(mean_deg)
         if deg > cap:
             cap = 2 * deg

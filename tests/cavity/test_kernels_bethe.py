@@ -49,6 +49,45 @@ def test_nae_fast_path_keeps_precision_near_one_hot():
     assert out[1] == pytest.approx(1.0, rel=1e-12)
 
 
+@pytest.mark.parametrize("k,m", [(3, 2), (3, 3), (4, 4)])
+@pytest.mark.parametrize("eps", [1e-3, 1e-9, 1e-17])
+def test_nae_fast_path_near_one_hot_on_a_shared_colour(k, m, eps):
+    """All other messages nearly one-hot on colour 0: p(0) ~ 1 takes the cancellation-free sum."""
+    pred = Predicate.nae(k, m)
+    arr = PredicateArrays.of(pred)
+    msg = np.full((k, m), eps / (m - 1))
+    msg[:, 0] = 1.0 - eps
+    gen = np.random.default_rng(0)
+    msg[0] = gen.dirichlet(np.ones(m))  # a generic row as well
+    a, b, scratch = np.empty(m), np.empty(m), np.empty(m)
+    for s in range(k):
+        K.clause_hat(arr.code, arr.sat, k, m, s, msg, a, scratch)
+        K.clause_hat(0, arr.sat, k, m, s, msg, b, scratch)
+        # the truth table sums only nonnegative products: its relative error is ~1e-16
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+        assert np.all(a > 0)
+
+
+def test_randint_is_uniform():
+    """Frequencies of the fast index draw against 1/n (chi-square, 5 sigma bound)."""
+    from numba import njit
+
+    @njit
+    def draws(rng, n, size, out):
+        for _ in range(size):
+            out[K.randint(rng, n)] += 1
+
+    for n in (2, 3, 7, 1000):
+        counts = np.zeros(n, dtype=np.int64)
+        size = 200 * n if n > 10 else 100_000
+        draws(np.random.default_rng(n), n, size, counts)
+        expected = size / n
+        chi2 = float(((counts - expected) ** 2 / expected).sum())
+        # chi-square with n - 1 dof: mean n - 1, sd sqrt(2 (n - 1))
+        assert abs(chi2 - (n - 1)) < 5 * np.sqrt(2 * (n - 1)) + 5
+        assert counts.min() > 0
+
+
 def _bethe_reference(inst, mu):
     """Plain numpy evaluation of the standard variable + clause - edge Bethe expression."""
     pred, k, m = inst.predicate, inst.k, inst.m
