@@ -3,6 +3,9 @@
     lohard fig4 [--predicate nae --k 3 --m 3 --n 10000 ...]
     lohard thresholds --predicate nae --k 3 --m 3 [--cavity] [--json]
     lohard sample ... / lohard posterior ...   (L&O data, lohard.lo)
+    lohard window ...                          (hardness window, lohard.cavity)
+    lohard sudoku generate|rate|train|eval     (lohard.sudoku; train/eval need torch)
+    lohard train-mdm / eval-mdm ...            (lohard.mdm; needs torch)
 """
 
 from __future__ import annotations
@@ -138,10 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_thresholds)
 
     # Subcommands contributed by subpackages.
-    for mod in ("lohard.lo.cli", "lohard.cavity.cli"):
+    for mod in ("lohard.lo.cli", "lohard.cavity.cli", "lohard.sudoku.cli", "lohard.mdm.cli"):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as err:
+            if mod == "lohard.mdm.cli" and err.name == "torch":
+                _register_needs_torch(sub, ("train-mdm", "eval-mdm"))
+                continue
             if err.name != mod:
                 raise
             continue
@@ -149,9 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _register_needs_torch(sub, names) -> None:
+    """Commands of the torch extra, registered so that they say what is missing."""
+
+    def needs_torch(args: argparse.Namespace) -> int:
+        print(f"lohard {args.command}: error: this command needs PyTorch; install it with "
+              "`pip install lohard[torch]`", file=sys.stderr)
+        return 2
+
+    for name in names:
+        p = sub.add_parser(name, help="(needs the torch extra)", add_help=False)
+        p.set_defaults(func=needs_torch, _needs_torch=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "_needs_torch", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,0 +1,482 @@
+"""Training loop: fresh L&O samples each step, AdamW + cosine, exact resume from checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lohard._util import atomic_write, atomic_write_json, provenance, to_jsonable
+from lohard.lo._distribution import LODistribution, load_distribution, nae_sat
+from lohard.mdm._config import MDMConfig, TrainConfig, model_config
+from lohard.mdm._loss import mdm_loss
+from lohard.mdm._model import MaskedDiffusionTransformer, build_model
+
+#: Checkpoint file format; bump the version on any incompatible change.
+CKPT_FORMAT = "lohard.mdm.checkpoint"
+CKPT_VERSION = 1
+CKPT_NAME = "checkpoint.pt"
+
+_NAE_SPEC = re.compile(r"^nae-sat-(\d+)-(\d+)(-t)?$")
+# Stream ids mixed into the root seed: each randomness source gets its own stream.
+_DATA, _MASK, _EVAL_DATA, _EVAL_MASK, _INIT = 0, 1, 2, 3, 4
+
+
+# -- devices, distributions ----------------------------------------------------------------
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve ``"auto"`` (CUDA if available, else CPU), ``"cpu"`` or ``"cuda[:i]"``.
+
+    Raises
+    ------
+    ValueError
+        If CUDA is requested but ``torch.cuda.is_available()`` is False.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but torch.cuda.is_available() is "
+                             f"False (torch {torch.__version__}, CUDA build "
+                             f"{torch.version.cuda}); use device='cpu' or 'auto'")
+        return torch.device(device)
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+
+
+def resolve_distribution(spec: str | os.PathLike | LODistribution, *,
+                         seed: int = 0) -> LODistribution:
+    """The data distribution named by ``spec``.
+
+    Parameters
+    ----------
+    spec : str, path or LODistribution
+        ``"nae-sat-N-P"``: L&O-NAE-SAT with N latents and P observations, triples
+        drawn from ``seed``; ``"nae-sat-N-P-t"`` adds the App. C.2.1 trailing token.
+        Otherwise the path of a distribution or samples ``.npz`` (lohard.lo).
+    seed : int
+        Structure seed of ``nae-sat-N-P``.
+
+    Returns
+    -------
+    LODistribution
+    """
+    if isinstance(spec, LODistribution):
+        return spec
+    text = str(spec)
+    match = _NAE_SPEC.match(text)
+    if match:
+        n, p = int(match.group(1)), int(match.group(2))
+        return nae_sat(n, p, trailing_token=bool(match.group(3)), rng=seed)
+    if not Path(text).exists():
+        raise ValueError(f"unknown distribution {text!r}: give nae-sat-N-P[-t] or the path "
+                         f"of a saved distribution .npz")
+    return load_distribution(text)
+
+
+def distribution_hash(dist: LODistribution) -> str:
+    """SHA-256 of the distribution's structure (header and arrays, not provenance)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(to_jsonable(dist.header()), sort_keys=True).encode())
+    for key, arr in sorted(dist.to_arrays().items()):
+        a = np.ascontiguousarray(arr)
+        h.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _dist_bytes(dist: LODistribution) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = dist.save(Path(tmp) / "dist.npz")
+        return path.read_bytes()
+
+
+def _dist_from_bytes(data: bytes) -> LODistribution:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dist.npz"
+        path.write_bytes(data)
+        return load_distribution(path)
+
+
+# -- per-step randomness -------------------------------------------------------------------
+def _seed_of(root: int, stream: int, step: int = 0) -> int:
+    return int(np.random.SeedSequence([int(root), stream, int(step)]).generate_state(1)[0])
+
+
+def _batch(dist: LODistribution, n: int, root: int, stream: int, step: int,
+           device: torch.device) -> torch.Tensor:
+    rng = np.random.default_rng(np.random.SeedSequence([int(root), stream, int(step)]))
+    return torch.from_numpy(dist.sample(n, rng=rng)).to(device, non_blocking=True)
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to min_lr / lr at the last step."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.min_lr / cfg.lr
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig):
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": rest, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
+    return opt, sched
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes
+    ----------
+    model : MaskedDiffusionTransformer
+        In eval mode, on the requested device.
+    dist : LODistribution
+        The training distribution (stored in the checkpoint).
+    model_config : MDMConfig
+    train_config : TrainConfig
+    step : int
+        Optimiser steps taken.
+    seed : int
+    dist_hash : str
+    history : list of dict
+        Logged train / eval losses.
+    path : Path
+    state : dict
+        The raw checkpoint (optimiser, scheduler and RNG states).
+    """
+
+    model: MaskedDiffusionTransformer
+    dist: LODistribution
+    model_config: MDMConfig
+    train_config: TrainConfig
+    step: int
+    seed: int
+    dist_hash: str
+    history: list = field(default_factory=list)
+    path: Path | None = None
+    state: dict = field(default_factory=dict, repr=False)
+
+
+def _save_checkpoint(path: Path, *, model, opt, sched, step, mcfg, tcfg, dist, dist_hash,
+                     history) -> Path:
+    state = {
+        "format": CKPT_FORMAT, "format_version": CKPT_VERSION,
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(), "step": int(step),
+        "model_config": mcfg.to_dict(), "train_config": tcfg.to_dict(), "seed": tcfg.seed,
+        "rng": {"torch_cpu": torch.get_rng_state(),
+                "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
+                else []},
+        "distribution_npz": torch.frombuffer(bytearray(_dist_bytes(dist)), dtype=torch.uint8),
+        "distribution_hash": dist_hash,
+        "distribution": to_jsonable(dist.header()),
+        "history": to_jsonable(history),
+        "provenance": provenance({"train": tcfg.to_dict(), "model": mcfg.to_dict()},
+                                 tcfg.seed),
+    }
+
+    def writer(tmp: str) -> None:
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        with open(tmp, "wb") as fh:
+            fh.write(buf.getbuffer())
+
+    return atomic_write(path, writer)
+
+
+def _read_state(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / CKPT_NAME
+    if not path.exists():
+        raise ValueError(f"no checkpoint at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
+        raise ValueError(f"{path} is not a lohard MDM checkpoint")
+    if state.get("format_version") != CKPT_VERSION:
+        raise ValueError(f"{path} has checkpoint format version {state.get('format_version')}"
+                         f", this lohard reads version {CKPT_VERSION}")
+    return state
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu",
+                    dist: LODistribution | None = None) -> Checkpoint:
+    """Load a checkpoint written by :func:`train`.
+
+    Parameters
+    ----------
+    path : str or path
+        The checkpoint file, or the run folder holding ``checkpoint.pt``.
+    device : {"auto", "cpu", "cuda"} or torch.device
+        Where to put the model.
+    dist : LODistribution, optional
+        If given, it must be the training distribution (same structure hash).
+
+    Returns
+    -------
+    Checkpoint
+
+    Raises
+    ------
+    ValueError
+        Not a checkpoint, a different format version, a stored distribution whose
+        hash does not match, or ``dist`` differing from the training distribution.
+    """
+    state = _read_state(path)
+    stored = _dist_from_bytes(state["distribution_npz"].numpy().tobytes())
+    h = distribution_hash(stored)
+    if h != state["distribution_hash"]:
+        raise ValueError(f"{path}: the stored distribution's hash {h[:12]} does not match the "
+                         f"recorded {state['distribution_hash'][:12]} (corrupt checkpoint)")
+    if dist is not None and distribution_hash(dist) != h:
+        raise ValueError(f"{path} was trained on a different distribution: checkpoint "
+                         f"{stored!r} (hash {h[:12]}), given {dist!r} (hash "
+                         f"{distribution_hash(dist)[:12]})")
+    mcfg = MDMConfig(**state["model_config"])
+    tcfg = TrainConfig(**state["train_config"])
+    model = build_model(mcfg, stored)
+    model.load_state_dict(state["model"])
+    model.to(select_device(device)).eval()
+    return Checkpoint(model=model, dist=stored, model_config=mcfg, train_config=tcfg,
+                      step=int(state["step"]), seed=int(state["seed"]), dist_hash=h,
+                      history=list(state.get("history", [])),
+                      path=Path(path), state=state)
+
+
+# -- training ------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    model : MaskedDiffusionTransformer
+        The trained model (uncompiled module), in eval mode.
+    dist : LODistribution
+    step : int
+        Steps taken in total (including resumed ones).
+    history : list of dict
+        ``{"step", "train_loss"}`` log entries and ``{"step", "eval_loss"}`` entries.
+    checkpoint : Path
+    finished : bool
+        False when stopped early by ``stop_after``.
+    """
+
+    model: MaskedDiffusionTransformer
+    dist: LODistribution
+    step: int
+    history: list
+    checkpoint: Path
+    finished: bool
+
+
+@torch.no_grad()
+def evaluate(model, dist: LODistribution, cfg: TrainConfig, device: torch.device,
+             use_amp: bool = False) -> float:
+    """Held-out loss (nats per token) on a fixed set: ``cfg.eval_size`` sequences and masks
+    drawn from the eval streams of ``cfg.seed`` (the same set at every call).
+
+    Parameters
+    ----------
+    model : MaskedDiffusionTransformer
+    dist : LODistribution
+    cfg : TrainConfig
+    device : torch.device
+    use_amp : bool
+
+    Returns
+    -------
+    float
+    """
+    was = model.training
+    model.eval()
+    gen = torch.Generator(device=device)
+    gen.manual_seed(_seed_of(cfg.seed, _EVAL_MASK))
+    tokens = _batch(dist, cfg.eval_size, cfg.seed, _EVAL_DATA, 0, device)
+    total = torch.zeros((), device=device)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else _null()
+    for lo in range(0, tokens.shape[0], cfg.batch_size):
+        with ctx:
+            per = mdm_loss(model, tokens[lo:lo + cfg.batch_size], kind=cfg.loss,
+                           schedule=cfg.schedule, generator=gen, reduction="none", check=False)
+        total += per.sum()
+    model.train(was)
+    return float(total) / tokens.shape[0]
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
+          stop_after: int | None = None, progress: bool = True, log=None) -> TrainResult:
+    """Train an MDM on fresh samples of an L&O distribution.
+
+    Step s uses a batch drawn from ``SeedSequence([seed, 0, s])`` and masks from a
+    torch generator seeded from ``[seed, 1, s]``: the run is a function of the seed,
+    and a resumed run takes exactly the steps an uninterrupted one would (bitwise
+    equal parameters on CPU).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out_dir : str or path
+        Run folder: ``checkpoint.pt`` (atomic), ``config.json`` and ``log.jsonl``.
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` if it exists (else start fresh); its
+        distribution (hash), model config, seed and total steps must agree with
+        ``config``. Without ``resume`` an existing checkpoint is an error (no
+        silent overwrite).
+    stop_after : int, optional
+        Stop (with a checkpoint) once this many total steps are done, keeping the
+        schedule of ``config.steps``: simulates preemption.
+    progress : bool
+        tqdm progress bar.
+    log : callable, optional
+        Called with each history entry (e.g. ``print``).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        Model config not fitting the data (length, vocabulary), CUDA requested but
+        absent, checkpoint from another distribution/config, or existing checkpoint
+        without ``resume``.
+    """
+    cfg = config
+    out = Path(out_dir)
+    ckpt_path = out / CKPT_NAME
+    device = select_device(cfg.device)
+    dist = resolve_distribution(cfg.dist, seed=cfg.dist_seed)
+    dist_hash = distribution_hash(dist)
+    mcfg = model_config(cfg.model, **cfg.model_overrides)
+    use_amp = cfg.amp and device.type == "cuda"
+
+    torch.manual_seed(_seed_of(cfg.seed, _INIT))
+    model = build_model(mcfg, dist).to(device)
+    opt, sched = _optimizer(model, cfg)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if ckpt_path.exists() and not resume:
+        raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, or "
+                         f"choose another output folder")
+    if resume and ckpt_path.exists():
+        state = _read_state(ckpt_path)
+        if state["distribution_hash"] != dist_hash:
+            raise ValueError(f"{ckpt_path} was trained on a different distribution (hash "
+                             f"{state['distribution_hash'][:12]}) than {cfg.dist!r} with "
+                             f"dist_seed {cfg.dist_seed} (hash {dist_hash[:12]})")
+        if state["model_config"] != mcfg.to_dict():
+            raise ValueError(f"{ckpt_path} holds model config {state['model_config']}, but the "
+                             f"run asks for {mcfg.to_dict()}")
+        if int(state["seed"]) != cfg.seed:
+            raise ValueError(f"{ckpt_path} was trained with seed {state['seed']}, the run asks "
+                             f"for seed {cfg.seed}")
+        if int(state["train_config"]["steps"]) != cfg.steps:
+            raise ValueError(f"{ckpt_path} follows a schedule of "
+                             f"{state['train_config']['steps']} steps; resume with the same "
+                             f"steps (got {cfg.steps})")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch_cpu"])
+        if device.type == "cuda" and state["rng"]["torch_cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["torch_cuda"])
+        start = int(state["step"])
+        history = list(state.get("history", []))
+    atomic_write_json(out / "config.json", {
+        **provenance({"train": cfg.to_dict(), "model": mcfg.to_dict()}, cfg.seed),
+        "distribution": dist.header(), "distribution_hash": dist_hash,
+        "n_params": model.n_params, "device": str(device)})
+
+    step_model = torch.compile(model) if cfg.compile else model
+    end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
+    gen = torch.Generator(device=device)
+    logf = open(out / "log.jsonl", "a", encoding="utf-8")
+
+    def record(entry: dict) -> None:
+        history.append(entry)
+        logf.write(json.dumps(to_jsonable(entry)) + "\n")
+        logf.flush()
+        if log is not None:
+            log(entry)
+
+    def save(step: int) -> None:
+        _save_checkpoint(ckpt_path, model=model, opt=opt, sched=sched, step=step, mcfg=mcfg,
+                         tcfg=cfg, dist=dist, dist_hash=dist_hash, history=history)
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train-mdm",
+               dynamic_ncols=True)
+    model.train()
+    running = torch.zeros((), device=device)
+    n_running = 0
+    t0 = time.perf_counter()
+    step = start
+    try:
+        for step in range(start, end):
+            tokens = _batch(dist, cfg.batch_size, cfg.seed, _DATA, step, device)
+            gen.manual_seed(_seed_of(cfg.seed, _MASK, step))
+            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else _null()
+            with ctx:
+                loss = mdm_loss(step_model, tokens, kind=cfg.loss, schedule=cfg.schedule,
+                                generator=gen, check=False)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            running += loss.detach()
+            n_running += 1
+            done = step + 1
+            if cfg.log_every and (done % cfg.log_every == 0 or done == end):
+                value = float(running) / n_running  # the only host sync of the loop
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"training loss is {value} at step {done}")
+                record({"step": done, "train_loss": value, "lr": sched.get_last_lr()[0],
+                        "seconds": time.perf_counter() - t0})
+                bar.set_postfix(loss=f"{value:.4f}")
+                running.zero_()
+                n_running = 0
+            if cfg.eval_every and cfg.eval_size and (done % cfg.eval_every == 0
+                                                     or done == cfg.steps):
+                record({"step": done, "eval_loss": evaluate(model, dist, cfg, device, use_amp)})
+            if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
+                save(done)
+            bar.update(1)
+        step = end
+        save(end)
+    finally:
+        bar.close()
+        logf.close()
+    model.eval()
+    return TrainResult(model=model, dist=dist, step=end, history=history,
+                       checkpoint=ckpt_path, finished=end == cfg.steps)

@@ -1,0 +1,181 @@
+"""Figure: the order in which each method fills one Sudoku, against the strategy solver's.
+
+One grid per method -- the strategy solver (the rater's fill order), the MDM with the
+top-probability-margin and top-probability oracles, and BP (margin score, BP's values)
+-- with every blank cell coloured by the step at which it was filled (one shared colour
+bar), its digit written in it (red if wrong), and the clues in bold on grey. Each title
+gives the method, whether the grid is solved, and the Spearman correlation of its order
+with the solver's.
+
+Needs the MDM checkpoint of ``simulations/sudoku_tables.py`` (same --box / --quick /
+--work-dir) and its test sets. Writes figures/sudoku_order.png and .json (config, seed,
+versions, the puzzle and every order).
+
+Usage::
+
+    python simulations/sudoku_order_figure.py                  # after the 9x9 tables run
+    python simulations/sudoku_order_figure.py --quick          # after the --quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Config:
+    box: int = 3
+    quick: bool = False
+    test_set: str = "easy"  # "easy" or "hard"
+    index: int = -1  # test puzzle; -1: the first one the margin decoder solves
+    noise_scale: float = 0.5  # App. D.2 Gumbel coefficient of the adaptive scores
+    temperature: float = 1.0
+    seed: int = 0
+    data_seed: int = 1  # as in sudoku_tables.py
+    n_test: int = 0  # 0: sudoku_tables.py's default for this box / --quick
+    device: str = "cpu"
+    work_dir: str = ""
+    out: str = ""  # default figures/sudoku_order (9x9), figures/sudoku_order_4x4 (4x4)
+
+
+def parse(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="use the --quick tables run")
+    ap.add_argument("--box", type=int, choices=(2, 3))
+    ap.add_argument("--test-set", choices=("easy", "hard"))
+    for name, typ in (("index", int), ("noise-scale", float), ("temperature", float),
+                      ("seed", int), ("data-seed", int), ("n-test", int)):
+        ap.add_argument(f"--{name}", type=typ)
+    ap.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--work-dir")
+    ap.add_argument("--out")
+    args = vars(ap.parse_args(argv))
+    quick = args.pop("quick")
+    box = args["box"] if args["box"] is not None else (2 if quick else 3)
+    fields = {"box": box, "quick": quick}
+    fields.update({k: v for k, v in args.items() if v is not None})
+    cfg = Config(**fields)
+    if not cfg.work_dir:
+        cfg.work_dir = f"runs/sudoku_tables_b{cfg.box}" + ("_quick" if quick else "")
+    if not cfg.out:
+        cfg.out = "figures/sudoku_order" + ("_4x4" if cfg.box == 2 else "")
+    if not cfg.n_test:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import sudoku_tables as T
+
+        cfg.n_test = T.QUICK[cfg.box]["n_test"] if quick else T.Config().n_test
+    return cfg
+
+
+def main(argv=None) -> int:
+    cfg = parse(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from lohard._util import atomic_write_json, provenance
+    from lohard.mdm._sudoku import (
+        CKPT_NAME,
+        bp_oracle_decode,
+        load_sudoku_model,
+        mdm_decode,
+        order_agreement,
+        solver_steps,
+    )
+    from lohard.sudoku import load_puzzles
+
+    torch.set_num_threads(1)
+    work = Path(cfg.work_dir)
+    ckpt = work / "mdm" / CKPT_NAME
+    if not ckpt.exists():
+        raise SystemExit(f"no MDM checkpoint at {ckpt}: run simulations/sudoku_tables.py "
+                         f"{'--quick ' if cfg.quick else ''}--box {cfg.box} first")
+    sm = load_sudoku_model(ckpt, device=cfg.device)
+    seed = cfg.data_seed + (1 if cfg.test_set == "easy" else 2)
+    path = work / "data" / f"{cfg.test_set}_{cfg.test_set}_n{cfg.n_test}_s{seed}.npz"
+    if not path.exists():
+        raise SystemExit(f"no test set at {path}: run simulations/sudoku_tables.py first")
+    test = load_puzzles(path)
+    solver = solver_steps(test.orders, test.puzzles)
+    if cfg.index >= 0:
+        idx = cfg.index
+    else:
+        # The first puzzle the margin decoder solves (a failure is shown by --index).
+        probe = mdm_decode(sm.model, test.puzzles[:200], method="margin",
+                           noise_scale=cfg.noise_scale, temperature=cfg.temperature,
+                           seed=cfg.seed)
+        solved = np.flatnonzero(probe.solved)
+        idx = int(solved[0]) if solved.size else 0
+    p = test.puzzles[idx:idx + 1].astype(np.int64)
+    sol = test.solutions[idx].astype(np.int64)
+    methods = {"strategy solver": (sol, solver[idx])}
+    for name, method in (("MDM, top-prob margin", "margin"), ("MDM, top probability",
+                                                                "top-prob")):
+        d = mdm_decode(sm.model, p, method=method, noise_scale=cfg.noise_scale,
+                       temperature=cfg.temperature, seed=cfg.seed)
+        methods[name] = (d.grids[0], d.steps[0])
+    d = bp_oracle_decode(p, box=cfg.box)
+    methods["BP (margin), BP values"] = (d.grids[0], d.steps[0])
+
+    n = cfg.box**2
+    vmax = max(int(s.max()) for _, s in methods.values())
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.3 * len(methods), 3.9))
+    cmap = plt.get_cmap("viridis")
+    summary = {}
+    for ax, (name, (grid, steps)) in zip(axes, methods.items(), strict=True):
+        rho = float(order_agreement(steps[None], solver[idx][None])[0])
+        ok = bool((grid == sol).all())
+        summary[name] = {"grid": grid, "steps": steps, "spearman_vs_solver": rho,
+                         "solved": ok}
+        img = np.full((n, n, 4), (0.85, 0.85, 0.85, 1.0))
+        for c in range(n * n):
+            r, col = divmod(c, n)
+            if p[0, c] == 0 and steps[c] >= 0:
+                img[r, col] = cmap(steps[c] / max(vmax, 1))
+        ax.imshow(img, extent=(0, n, n, 0))
+        for c in range(n * n):
+            r, col = divmod(c, n)
+            clue = p[0, c] > 0
+            v = int(grid[c])
+            color = "black" if clue else ("red" if v != sol[c] else "white")
+            ax.text(col + 0.5, r + 0.5, str(v) if v else "", ha="center", va="center",
+                    fontsize=12 if n <= 4 else 9, fontweight="bold" if clue else "normal",
+                    color=color)
+        for k in range(n + 1):
+            lw = 2.0 if k % cfg.box == 0 else 0.5
+            ax.axhline(k, color="black", lw=lw)
+            ax.axvline(k, color="black", lw=lw)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{name}\n{'solved' if ok else 'NOT solved'}, Spearman rho vs solver = "
+                     f"{rho:.2f}", fontsize=8)
+    sc = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, vmax))
+    cb = fig.colorbar(sc, ax=list(axes), fraction=0.025, pad=0.02)
+    cb.set_label("decoding step of the cell (0 = first); grey: clue (bold)")
+    scale = "CPU-scale (--quick) model" if cfg.quick else f"{sm.config.model} MDM"
+    fig.suptitle(f"Order of filling one {cfg.test_set} {n}x{n} puzzle (test #{idx}); "
+                 f"{scale}, {sm.step} steps, seed {sm.config.seed}; red digits are wrong",
+                 fontsize=9)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out.with_suffix(".png"), dpi=130, bbox_inches="tight")
+    atomic_write_json(out.with_suffix(".json"), {
+        **provenance(dataclasses.asdict(cfg), cfg.seed), "model": sm.summary(),
+        "test_file": str(path), "index": idx, "puzzle": p[0], "solution": sol,
+        "methods": summary,
+        "scale": "CPU-scale run, not the paper-scale GPU run" if cfg.quick else "full"})
+    for name, s in summary.items():
+        print(f"{name:26s} solved={s['solved']} rho={s['spearman_vs_solver']:.3f}")
+    print(f"wrote {out.with_suffix('.png')} and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
