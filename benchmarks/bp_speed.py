@@ -74,6 +74,7 @@ def main() -> None:
     md = K.max_degree(offsets)
     flat = inst.clauses.reshape(-1)
     E, m, k = g.num_edges, 3, 3
+    kt, mt = K.shape_tuples(k, m)
     n = inst.n
     rng = np.random.default_rng(args.seed)
     nu_edge = 1 / 3 + 0.02 * rng.uniform(-1, 1, (E, m))  # the default random start
@@ -91,7 +92,7 @@ def main() -> None:
     # correctness: one step of each kernel equals one NumPy step
     ref = numpy_flooding_step(nu_edge, inst.clauses, n, w)
     nu, prod, zeros, bel = state()
-    K.flood_serial(nu, prod, zeros, bel, g.field, offsets, edges, flat, k, m, w, 1, 0, g.tables,
+    K.flood_serial(nu, prod, zeros, bel, g.field, offsets, edges, flat, kt, mt, w, 1, 0, g.tables,
                    g.clause_table, si, so)
     err = float(np.abs(nu - ref).max())
     rnu, rmu, rbel = ref_state()
@@ -106,17 +107,17 @@ def main() -> None:
                    args.reps)
     nu, prod, zeros, bel = state()
     t_serial = timeit(lambda: K.flood_serial(nu, prod, zeros, bel, g.field, offsets, edges, flat,
-                                             k, m, w, 1, 0, g.tables, g.clause_table, si, so),
+                                             kt, mt, w, 1, 0, g.tables, g.clause_table, si, so),
                       args.reps)
     nu, prod, zeros, bel = state()
     nch = 8 * numba.get_num_threads()
     t_par = timeit(lambda: K.flood_parallel(nu, prod, zeros, bel, g.field, offsets, edges, flat,
-                                            k, m, w, 1, 0, g.tables, g.clause_table, si, so, nch),
+                                            kt, mt, w, 1, 0, g.tables, g.clause_table, si, so, nch),
                    args.reps)
     nu, prod, zeros, bel = state()
     order = rng.permutation(inst.num_clauses).astype(np.int64)
     t_seq = timeit(lambda: K.sweep_sequential(nu, prod, zeros, bel, g.field, offsets, edges,
-                                              flat, order, k, m, 0.3, 1, 0, g.tables,
+                                              flat, order, kt, mt, 0.3, 1, 0, g.tables,
                                               g.clause_table, si, so), max(3, args.reps // 4))
     t_np = timeit(lambda: numpy_flooding_step(nu_edge, inst.clauses, n, w),
                   max(3, args.reps // 4))

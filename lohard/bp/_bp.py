@@ -369,6 +369,7 @@ def run_bp(
     n, m, k = graph.n, graph.m, graph.k
     offsets, edges = graph._csr
     flat = graph.clauses.reshape(-1)
+    kt, mt = K.shape_tuples(k, m)
     prod = np.empty((n, m))
     zeros = np.empty((n, m), dtype=np.int64)
     beliefs = np.empty((n, m))
@@ -387,15 +388,15 @@ def run_bp(
         if opts["schedule"] == "parallel":
             if parallel:
                 change, b = K.flood_parallel(nu, prod, zeros, beliefs, fld, offsets, edges, flat,
-                                             k, m, w, kind, parity, tables, ct, sat_idx, sat_off,
+                                             kt, mt, w, kind, parity, tables, ct, sat_idx, sat_off,
                                              nchunks)
             else:
-                change, b = K.flood_serial(nu, prod, zeros, beliefs, fld, offsets, edges, flat, k,
-                                           m, w, kind, parity, tables, ct, sat_idx, sat_off)
+                change, b = K.flood_serial(nu, prod, zeros, beliefs, fld, offsets, edges, flat, kt,
+                                           mt, w, kind, parity, tables, ct, sat_idx, sat_off)
         else:
             order = gen.permutation(graph.clauses.shape[0]).astype(np.int64)
             change, b = K.sweep_sequential(nu, prod, zeros, beliefs, fld, offsets, edges, flat,
-                                           order, k, m, w, kind, parity, tables, ct, sat_idx,
+                                           order, kt, mt, w, kind, parity, tables, ct, sat_idx,
                                            sat_off)
         bad += int(b)
         history.append(float(change))
@@ -404,7 +405,7 @@ def run_bp(
             break
     # Final beliefs and cavity messages consistent with the returned nu.
     mu = np.empty_like(nu)
-    bad += int(K.cavities(nu, prod, zeros, beliefs, mu, fld, offsets, edges, flat, m))
+    bad += int(K.cavities(nu, prod, zeros, beliefs, mu, fld, offsets, edges, flat, mt))
     if not (np.all(np.isfinite(beliefs)) and np.all(np.isfinite(nu))):
         raise FloatingPointError("BP produced non-finite messages; this is a bug, please report")
     if not converged and warn:

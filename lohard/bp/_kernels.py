@@ -122,14 +122,17 @@ def _renormalise_product(prod, zeros, i, m):
 
 
 @njit(cache=True)
-def product_range(lo, hi, nu, field, offsets, edges, m, prod, zeros, beliefs):
+def product_range(lo, hi, nu, field, offsets, edges, mt, prod, zeros, beliefs):
     """Products and beliefs of variables lo..hi-1 from ``nu``; returns contradictions.
+
+    ``mt`` is a tuple of length m (see :func:`shape_tuples`).
 
     prod[i, c] = field_i(c) times the nonzero incoming factors nu[edges[j], c],
     j in offsets[i]..offsets[i+1]-1; zeros[i, c] counts the exact zeros. The
     product is kept near scale 1 (see :func:`_renormalise_product`); entries
     below _TINY are flushed as they are formed.
     """
+    m = len(mt)
     bad = 0
     for i in range(lo, hi):
         anyzero = False
@@ -401,9 +404,11 @@ def _swap_factors(a, k, m, nu, old, prod, zeros, clauses_flat):
 
 
 @njit(cache=True)
-def clause_range(order, lo, hi, sequential, k, m, nu, prod, zeros, field, offsets, edges,
+def clause_range(order, lo, hi, sequential, kt, mt, nu, prod, zeros, field, offsets, edges,
                  clauses_flat, damping, kind, parity, tables, clause_table, sat_idx, sat_off):
     """Update clauses ``order[lo:hi]`` (clauses lo..hi-1 if ``order`` is empty), damped.
+
+    ``kt`` and ``mt`` are tuples of lengths k and m (see :func:`shape_tuples`).
 
     Cavity messages come from the products (:func:`product_range`). With
     ``sequential`` the products of a clause's variables are updated right after
@@ -413,6 +418,11 @@ def clause_range(order, lo, hi, sequential, k, m, nu, prod, zeros, field, offset
     :func:`cavity_row`) is updated exactly by :func:`clause_body_exact` after
     the loop. Returns (max message change, contradictions).
     """
+    # k and m arrive as the lengths of the tuples kt and mt, so they are compile-time
+    # constants (one compiled version per (k, m)) and the short loops over slots and
+    # colours unroll: 3x faster than with k and m as runtime integers.
+    k = len(kt)
+    m = len(mt)
     cav = np.empty((k, m))
     new = np.empty((k, m))
     old = np.empty((k, m))
@@ -539,6 +549,11 @@ def clause_range(order, lo, hi, sequential, k, m, nu, prod, zeros, field, offset
     return change, bad
 
 
+def shape_tuples(k, m):
+    """Tuples of lengths k and m: how the drivers receive k and m as compile-time constants."""
+    return (0,) * int(k), (0,) * int(m)
+
+
 @njit(cache=True)
 def max_degree(offsets):
     best = 0
@@ -553,34 +568,36 @@ def max_degree(offsets):
 # flooding schedule: all products, then all clauses
 # ---------------------------------------------------------------------------------
 @njit(cache=True)
-def flood_serial(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, k, m, damping,
+def flood_serial(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, kt, mt, damping,
                  kind, parity, tables, clause_table, sat_idx, sat_off):
     """One flooding iteration, serial. Returns (max message change, contradictions).
 
     ``beliefs`` receives the beliefs of the messages *before* the clause pass.
     """
+    k = len(kt)
     n = offsets.shape[0] - 1
     P = nu.shape[0] // k
-    bad = product_range(0, n, nu, field, offsets, edges, m, prod, zeros, beliefs)
-    change, b = clause_range(_NO_ORDER, 0, P, False, k, m, nu, prod, zeros, field, offsets,
+    bad = product_range(0, n, nu, field, offsets, edges, mt, prod, zeros, beliefs)
+    change, b = clause_range(_NO_ORDER, 0, P, False, kt, mt, nu, prod, zeros, field, offsets,
                              edges, clauses_flat, damping, kind, parity, tables, clause_table,
                              sat_idx, sat_off)
     return change, bad + b
 
 
 @njit(parallel=True)
-def flood_parallel(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, k, m,
+def flood_parallel(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, kt, mt,
                    damping, kind, parity, tables, clause_table, sat_idx, sat_off, nchunks):
     """One flooding iteration over ``nchunks`` blocks in parallel; same result as serial."""
+    k = len(kt)
     n = offsets.shape[0] - 1
     P = nu.shape[0] // k
     bads = np.zeros(nchunks, dtype=np.int64)
     changes = np.zeros(nchunks)
     for ch in prange(nchunks):
         bads[ch] = product_range(n * ch // nchunks, n * (ch + 1) // nchunks, nu, field, offsets,
-                                 edges, m, prod, zeros, beliefs)
+                                 edges, mt, prod, zeros, beliefs)
     for ch in prange(nchunks):
-        c, b = clause_range(_NO_ORDER, P * ch // nchunks, P * (ch + 1) // nchunks, False, k, m,
+        c, b = clause_range(_NO_ORDER, P * ch // nchunks, P * (ch + 1) // nchunks, False, kt, mt,
                             nu, prod, zeros, field, offsets, edges, clauses_flat, damping, kind,
                             parity, tables, clause_table, sat_idx, sat_off)
         changes[ch] = c
@@ -592,8 +609,8 @@ def flood_parallel(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat
 # random-sequential schedule
 # ---------------------------------------------------------------------------------
 @njit(cache=True)
-def sweep_sequential(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, order, k,
-                     m, damping, kind, parity, tables, clause_table, sat_idx, sat_off):
+def sweep_sequential(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, order, kt,
+                     mt, damping, kind, parity, tables, clause_table, sat_idx, sat_off):
     """One random-sequential sweep: clauses in ``order``, each reading fresh cavity messages.
 
     After a clause is updated, the products of its variables are updated in place
@@ -604,9 +621,10 @@ def sweep_sequential(nu, prod, zeros, beliefs, field, offsets, edges, clauses_fl
     the sweep instead. ``beliefs`` receives the beliefs after the sweep.
     Returns (max message change, contradictions).
     """
+    m = len(mt)
     n = offsets.shape[0] - 1
-    product_range(0, n, nu, field, offsets, edges, m, prod, zeros, beliefs)
-    change, bad = clause_range(order, 0, order.shape[0], True, k, m, nu, prod, zeros, field,
+    product_range(0, n, nu, field, offsets, edges, mt, prod, zeros, beliefs)
+    change, bad = clause_range(order, 0, order.shape[0], True, kt, mt, nu, prod, zeros, field,
                                offsets, edges, clauses_flat, damping, kind, parity, tables,
                                clause_table, sat_idx, sat_off)
     for i in range(n):
@@ -616,11 +634,11 @@ def sweep_sequential(nu, prod, zeros, beliefs, field, offsets, edges, clauses_fl
 
 
 @njit(cache=True)
-def cavities(nu, prod, zeros, beliefs, mu, field, offsets, edges, clauses_flat, m):
+def cavities(nu, prod, zeros, beliefs, mu, field, offsets, edges, clauses_flat, mt):
     """All cavity messages ``mu`` (clause-major) and beliefs of ``nu``; returns contradictions."""
+    m = len(mt)
     n = offsets.shape[0] - 1
-    bad = 0
-    bad = product_range(0, n, nu, field, offsets, edges, m, prod, zeros, beliefs)
+    bad = product_range(0, n, nu, field, offsets, edges, mt, prod, zeros, beliefs)
     for e in range(nu.shape[0]):
         i = clauses_flat[e]
         if not cavity_row(prod, zeros, i, nu, e, m, mu, e):

@@ -50,12 +50,14 @@ def _flood_both(graph, nu0, damping, iters, parallel=False):
                                           graph.clause_table, si, so, s["maxdeg"])
         if parallel:
             ch, bad = K.flood_parallel(new, prod, zeros, bel, graph.field, s["offsets"],
-                                       s["edges"], s["flat"], k, m, damping, kind, par,
+                                       s["edges"], s["flat"], *K.shape_tuples(k, m), damping, kind,
+                                       par,
                                        graph.tables, graph.clause_table, si, so,
                                        4 * numba.get_num_threads())
         else:
             ch, bad = K.flood_serial(new, prod, zeros, bel, graph.field, s["offsets"], s["edges"],
-                                     s["flat"], k, m, damping, kind, par, graph.tables,
+                                     s["flat"], *K.shape_tuples(k, m), damping, kind, par,
+                                     graph.tables,
                                      graph.clause_table, si, so)
         out.append((ch_r, ch, bad_r, bad, ref[s["pos"]].copy(), new.copy(), bel_ref.copy(),
                     bel.copy()))
@@ -98,7 +100,8 @@ def test_parallel_flooding_bitwise_equals_serial():
         prod, zeros = np.empty((g.n, 3)), np.empty((g.n, 3), dtype=np.int64)
         bel = np.empty((g.n, 3))
         for _ in range(3):
-            args = (nu, prod, zeros, bel, g.field, s["offsets"], s["edges"], s["flat"], 3, 3,
+            args = (nu, prod, zeros, bel, g.field, s["offsets"], s["edges"], s["flat"],
+                    *K.shape_tuples(3, 3),
                     0.3, 1, 0, g.tables, g.clause_table, si, so)
             ch = K.flood_parallel(*args, 7) if parallel else K.flood_serial(*args)
         results.append((nu, bel, ch))
@@ -124,7 +127,7 @@ def test_cavity_fallback_recovers_a_flushed_colour():
     np.testing.assert_allclose(mu, direct, atol=1e-12)
     # the fast division path alone has lost colour 1 for edge 0
     prod, zeros = np.empty((1, m)), np.empty((1, m), dtype=np.int64)
-    K.product_range(0, 1, nu, field, np.array([0, deg]), np.arange(deg), m, prod, zeros,
+    K.product_range(0, 1, nu, field, np.array([0, deg]), np.arange(deg), (0,) * m, prod, zeros,
                     np.empty((1, m)))
     assert not K.cavity_row(prod, zeros, 0, nu, 0, m, np.empty((1, m)), 0)
 
@@ -137,7 +140,7 @@ def _cavities_one_variable(nu, field):
     prod, zeros = np.empty((1, m)), np.empty((1, m), dtype=np.int64)
     mu, bel = np.empty_like(nu), np.empty((1, m))
     bad = K.cavities(nu, prod, zeros, bel, mu, field, offsets, edges,
-                     np.zeros(deg, dtype=np.int64), m)
+                     np.zeros(deg, dtype=np.int64), (0,) * m)
     direct = np.empty_like(nu)
     bad_d = sum(K.direct_product(0, e, nu, field, offsets, edges, m, direct, e)
                 for e in range(deg))
@@ -156,7 +159,7 @@ def test_huge_products_stay_finite():
     nu /= nu.sum(axis=1, keepdims=True)
     field = np.ones((1, m))
     prod, zeros = np.empty((1, m)), np.empty((1, m), dtype=np.int64)
-    K.product_range(0, 1, nu, field, np.array([0, deg]), np.arange(deg), m, prod, zeros,
+    K.product_range(0, 1, nu, field, np.array([0, deg]), np.arange(deg), (0,) * m, prod, zeros,
                     np.empty((1, m)))
     assert np.all(np.isfinite(prod))
     mu, direct = _cavities_one_variable(nu, field)
