@@ -138,7 +138,9 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig):
     rest = [p for p in model.parameters() if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": rest, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+    # The fused CUDA kernel does one launch for all parameters (same update rule).
+    on_cuda = next(model.parameters()).is_cuda
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=on_cuda or None)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
     return opt, sched
 
