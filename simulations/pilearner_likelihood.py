@@ -190,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_xscale("log")
     ax.set_xlabel("training compute (FLOPs = 6 × non-embedding params × tokens)")
     ax.set_ylabel("held-out NLL per token (nats)")
-    ax.set_title(f"pi-learners on {dist!r}: order matters (Sec. 3.2)", fontsize=9)
+    ax.set_title(f"pi-learners on {dist!r}: order matters (Sec. 3.2)\n"
+                 f"{cfg.steps} steps of batch {cfg.batch_size} on {cfg.device}, seed {cfg.seed}",
+                 fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     out = Path(cfg.out)
