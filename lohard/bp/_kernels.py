@@ -122,6 +122,38 @@ def _renormalise_product(prod, zeros, i, m):
 
 
 @njit(cache=True)
+def _product_tail(i, j0, nu, field, offsets, edges, m, prod, zeros):
+    """General product update of variable ``i`` from edge slot j0 on (zeros, any scale).
+
+    prod[i] and zeros[i] must hold the product of the field and the factors
+    before slot j0. The slow path of :func:`product_range`.
+    """
+    anyzero = False
+    for c in range(m):
+        if zeros[i, c] > 0:
+            anyzero = True
+    for j in range(j0, offsets[i + 1]):
+        e = edges[j]
+        mx = 0.0
+        for c in range(m):
+            v = nu[e, c]
+            if v > 0.0:
+                v *= prod[i, c]
+                if v < _TINY:
+                    v = 0.0
+                prod[i, c] = v
+                if v > mx:
+                    mx = v
+            else:
+                zeros[i, c] += 1
+                anyzero = True
+        if anyzero:  # the reference colours are those with the fewest zeros
+            mx = _reference_scale(prod, zeros, i, m)
+        if mx < _RESCALE or mx > _RESCALE_HIGH:
+            _renormalise_product(prod, zeros, i, m)
+
+
+@njit(cache=True)
 def product_range(lo, hi, nu, field, offsets, edges, mt, prod, zeros, beliefs):
     """Products and beliefs of variables lo..hi-1 from ``nu``; returns contradictions.
 
@@ -130,41 +162,55 @@ def product_range(lo, hi, nu, field, offsets, edges, mt, prod, zeros, beliefs):
     prod[i, c] = field_i(c) times the nonzero incoming factors nu[edges[j], c],
     j in offsets[i]..offsets[i+1]-1; zeros[i, c] counts the exact zeros. The
     product is kept near scale 1 (see :func:`_renormalise_product`); entries
-    below _TINY are flushed as they are formed.
+    below _TINY are flushed as they are formed. The loop below handles rows
+    without zeros inline; at the first zero (in the field or a message) the
+    variable continues in :func:`_product_tail`.
     """
     m = len(mt)
     bad = 0
     for i in range(lo, hi):
-        anyzero = False
+        mx = 0.0
+        fmin = 1.0
         for c in range(m):
             f = field[i, c]
-            if f > 0.0:
-                prod[i, c] = f
-                zeros[i, c] = 0
-            else:
-                prod[i, c] = 1.0
-                zeros[i, c] = 1
-                anyzero = True
-        _renormalise_product(prod, zeros, i, m)
-        for j in range(offsets[i], offsets[i + 1]):
-            e = edges[j]
-            mx = 0.0
+            prod[i, c] = f
+            zeros[i, c] = 0
+            fmin = min(fmin, f)
+            mx = max(mx, f)
+        j = offsets[i]
+        end = offsets[i + 1]
+        if fmin > 0.0:
+            inv = 1.0 / mx
             for c in range(m):
-                v = nu[e, c]
-                if v > 0.0:
-                    v *= prod[i, c]
-                    if v < _TINY:
-                        v = 0.0
+                v = prod[i, c] * inv
+                prod[i, c] = v if v >= _FLUSH else 0.0
+            while j < end:
+                e = edges[j]
+                vmin = nu[e, 0]
+                for c in range(1, m):
+                    vmin = min(vmin, nu[e, c])
+                if vmin <= 0.0:
+                    break  # an exact zero: general path from here
+                mx = 0.0
+                for c in range(m):
+                    v = prod[i, c] * nu[e, c]
+                    v = v if v >= _TINY else 0.0
                     prod[i, c] = v
-                    if v > mx:
-                        mx = v
-                else:
-                    zeros[i, c] += 1
-                    anyzero = True
-            if anyzero:  # the reference colours are those with the fewest zeros
-                mx = _reference_scale(prod, zeros, i, m)
-            if mx < _RESCALE or mx > _RESCALE_HIGH:
-                _renormalise_product(prod, zeros, i, m)
+                    mx = max(mx, v)
+                if (mx < _RESCALE or mx > _RESCALE_HIGH) and mx > 0.0:
+                    inv = 1.0 / mx
+                    for c in range(m):
+                        v = prod[i, c] * inv
+                        prod[i, c] = v if v >= _FLUSH else 0.0
+                j += 1
+        else:
+            for c in range(m):
+                if field[i, c] <= 0.0:
+                    prod[i, c] = 1.0
+                    zeros[i, c] = 1
+            _renormalise_product(prod, zeros, i, m)
+        if j < end:
+            _product_tail(i, j, nu, field, offsets, edges, m, prod, zeros)
         tot = 0.0
         for c in range(m):
             w = prod[i, c] if zeros[i, c] == 0 else 0.0
