@@ -283,7 +283,7 @@ class TrainResult:
         ``{"step", "train_loss"}`` log entries and ``{"step", "eval_loss"}`` entries.
     checkpoint : Path
     finished : bool
-        False when stopped early by ``stop_after``.
+        False when stopped early by ``stop_after`` or ``max_seconds``.
     """
 
     model: MaskedDiffusionTransformer
@@ -337,7 +337,8 @@ class _null:
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-          stop_after: int | None = None, progress: bool = True, log=None) -> TrainResult:
+          stop_after: int | None = None, max_seconds: float | None = None,
+          progress: bool = True, log=None) -> TrainResult:
     """Train an MDM on fresh samples of an L&O distribution.
 
     Step s uses a batch drawn from ``SeedSequence([seed, 0, s])`` and masks from a
@@ -358,6 +359,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
     stop_after : int, optional
         Stop (with a checkpoint) once this many total steps are done, keeping the
         schedule of ``config.steps``: simulates preemption.
+    max_seconds : float, optional
+        Wall-clock budget of this call: after the first step that ends past it,
+        save a checkpoint and return with ``finished=False`` (resume continues
+        exactly). For runs that must fit a fixed slot, e.g. a lent GPU.
     progress : bool
         tqdm progress bar.
     log : callable, optional
@@ -474,6 +479,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
             if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
                 save(done)
             bar.update(1)
+            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds \
+                    and done < end:
+                end = done
+                break
         step = end
         save(end)
     finally:

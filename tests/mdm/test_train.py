@@ -43,6 +43,17 @@ def test_resume_is_exact(tmp_path):
     assert not all(torch.equal(sa[k], other.model.state_dict()[k]) for k in sa)
 
 
+def test_time_budget_stops_with_a_checkpoint_and_resumes_exactly(tmp_path):
+    straight = train(_cfg(), tmp_path / "a", progress=False)
+    first = train(_cfg(), tmp_path / "b", progress=False, max_seconds=0.0)
+    assert not first.finished and first.step == 1
+    assert load_checkpoint(tmp_path / "b").step == 1
+    resumed = train(_cfg(), tmp_path / "b", progress=False, resume=True)
+    assert resumed.finished and resumed.step == 12
+    sa, sb = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def test_checkpoint_round_trip_and_distribution_checks(tmp_path):
     res = train(_cfg(steps=4, eval_every=0), tmp_path / "run", progress=False)
     ck = load_checkpoint(tmp_path / "run")
