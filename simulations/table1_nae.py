@@ -251,12 +251,12 @@ def run_dir_for(cfg: Table1Config, spec: str) -> Path:
 
 def stored_progress(run_dir: Path) -> tuple[int, int] | None:
     """(steps done, scheduled steps) of the checkpoint in ``run_dir``, or None."""
-    from lohard.mdm._train import CKPT_NAME, _read_state
+    from lohard.mdm._train import CKPT_NAME, read_state
 
     path = run_dir / CKPT_NAME
     if not path.exists():
         return None
-    state = _read_state(path)
+    state = read_state(path)
     return int(state["step"]), int(state["train_config"]["steps"])
 
 

@@ -120,6 +120,29 @@ def model_config(name: str | MDMConfig, **overrides) -> MDMConfig:
     return dataclasses.replace(base, **overrides) if overrides else base
 
 
+def check_optimisation(cfg, positive: tuple, nonnegative: tuple) -> None:
+    """Validate the optimisation fields shared by the training configs, in place.
+
+    Integer fields in ``positive`` must be >= 1 and those in ``nonnegative`` >= 0;
+    lr > 0 with 0 <= min_lr <= lr, grad_clip > 0, device in auto/cpu/cuda. Also
+    normalises ``betas`` to a float tuple and ``model_overrides`` to a dict.
+    """
+    for keys, low in ((positive, 1), (nonnegative, 0)):
+        for key in keys:
+            val = getattr(cfg, key)
+            if int(val) != val or val < low:
+                raise ValueError(f"{key} must be an integer >= {low}, got {val}")
+    if not (cfg.lr > 0 and 0 <= cfg.min_lr <= cfg.lr):
+        raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr = {cfg.lr}, "
+                         f"min_lr = {cfg.min_lr}")
+    if not cfg.grad_clip > 0:
+        raise ValueError(f"grad_clip must be > 0, got {cfg.grad_clip}")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {cfg.device!r}")
+    cfg.betas = tuple(float(b) for b in cfg.betas)
+    cfg.model_overrides = dict(cfg.model_overrides)
+
+
 @dataclass
 class TrainConfig:
     """Training run settings; saved (resolved) in every checkpoint and ``config.json``.
@@ -189,27 +212,12 @@ class TrainConfig:
     ckpt_every: int = 1000
 
     def __post_init__(self) -> None:
-        for key in ("steps", "batch_size"):
-            val = getattr(self, key)
-            if int(val) != val or val < 1:
-                raise ValueError(f"{key} must be an integer >= 1, got {val}")
-        for key in ("warmup_steps", "eval_every", "eval_size", "ckpt_every", "log_every"):
-            val = getattr(self, key)
-            if int(val) != val or val < 0:
-                raise ValueError(f"{key} must be an integer >= 0, got {val}")
+        check_optimisation(self, ("steps", "batch_size"),
+                           ("warmup_steps", "eval_every", "eval_size", "ckpt_every", "log_every"))
         if self.loss not in ("elbo", "eq1"):
             raise ValueError(f"loss must be 'elbo' or 'eq1', got {self.loss!r}")
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
-        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
-            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr = {self.lr}, "
-                             f"min_lr = {self.min_lr}")
-        if not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        self.betas = tuple(float(b) for b in self.betas)
-        self.model_overrides = dict(self.model_overrides)
 
     def to_dict(self) -> dict:
         """JSON-ready fields."""

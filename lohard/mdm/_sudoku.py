@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import os
@@ -76,13 +75,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lohard._util import atomic_write, atomic_write_json, provenance, to_jsonable
-from lohard.mdm._config import MDMConfig, model_config
+from lohard._util import atomic_write_json, provenance, to_jsonable
+from lohard.mdm._config import MDMConfig, check_optimisation, model_config
 from lohard.mdm._loss import loss_masks
 from lohard.mdm._model import MaskedDiffusionTransformer
 from lohard.mdm._pilearner import PiLearner, PiLearnerConfig
 from lohard.mdm._sampling import DEFAULT_NOISE_SCALE, select_top_k
-from lohard.mdm._train import select_device
+from lohard.mdm._train import CKPT_NAME, read_state, select_device, write_state
 from lohard.sudoku import (
     PuzzleSet,
     arm_tokens,
@@ -110,7 +109,7 @@ ARM_SIZES: dict[str, tuple[int, int, int]] = {
 
 CKPT_FORMAT = "lohard.mdm.sudoku-checkpoint"
 CKPT_VERSION = 1
-CKPT_NAME = "checkpoint.pt"
+
 
 # Stream ids mixed into the root seed (one random stream per purpose).
 _DATA, _MASK, _INIT = 0, 1, 2
@@ -183,23 +182,8 @@ class SudokuTrainConfig:
         if self.kind == "arm" and self.model not in ARM_SIZES:
             raise ValueError(f"an ARM's model must be one of {', '.join(ARM_SIZES)}, got "
                              f"{self.model!r}")
-        for key in ("steps", "batch_size"):
-            val = getattr(self, key)
-            if int(val) != val or val < 1:
-                raise ValueError(f"{key} must be an integer >= 1, got {val}")
-        for key in ("warmup_steps", "log_every", "ckpt_every"):
-            val = getattr(self, key)
-            if int(val) != val or val < 0:
-                raise ValueError(f"{key} must be an integer >= 0, got {val}")
-        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
-            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr = {self.lr}, "
-                             f"min_lr = {self.min_lr}")
-        if not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        self.betas = tuple(float(b) for b in self.betas)
-        self.model_overrides = dict(self.model_overrides)
+        check_optimisation(self, ("steps", "batch_size"),
+                           ("warmup_steps", "log_every", "ckpt_every"))
 
     @property
     def name(self) -> str:
@@ -447,29 +431,11 @@ def _save(path: Path, *, model, opt, sched, step, cfg, data_hash, history, secon
         "gpu_seconds": float(gpu_seconds), "device": device,
         "provenance": provenance(cfg.to_dict(), cfg.seed),
     }
-
-    def writer(tmp: str) -> None:
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        with open(tmp, "wb") as fh:
-            fh.write(buf.getbuffer())
-
-    return atomic_write(path, writer)
+    return write_state(path, state)
 
 
 def _read(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / CKPT_NAME
-    if not path.exists():
-        raise ValueError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path} is not a lohard Sudoku checkpoint")
-    if state.get("format_version") != CKPT_VERSION:
-        raise ValueError(f"{path} has checkpoint format version {state.get('format_version')}"
-                         f", this lohard reads version {CKPT_VERSION}")
-    return state
+    return read_state(path, fmt=CKPT_FORMAT, version=CKPT_VERSION, what="Sudoku")
 
 
 def load_sudoku_model(path: str | os.PathLike, *,

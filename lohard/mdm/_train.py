@@ -198,6 +198,11 @@ def _save_checkpoint(path: Path, *, model, opt, sched, step, mcfg, tcfg, dist, d
         "provenance": provenance({"train": tcfg.to_dict(), "model": mcfg.to_dict()},
                                  tcfg.seed),
     }
+    return write_state(path, state)
+
+
+def write_state(path: str | os.PathLike, state: dict) -> Path:
+    """``torch.save`` a checkpoint dict to ``path`` atomically."""
 
     def writer(tmp: str) -> None:
         buf = io.BytesIO()
@@ -208,18 +213,24 @@ def _save_checkpoint(path: Path, *, model, opt, sched, step, mcfg, tcfg, dist, d
     return atomic_write(path, writer)
 
 
-def _read_state(path: str | os.PathLike) -> dict:
+def read_state(path: str | os.PathLike, *, fmt: str = CKPT_FORMAT, version: int = CKPT_VERSION,
+               what: str = "MDM") -> dict:
+    """Load a checkpoint dict (file, or run folder holding ``checkpoint.pt``) and check it.
+
+    Raises ``ValueError`` if it is missing, not of format ``fmt``, or of another
+    format version; ``what`` names the checkpoint kind in the message.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / CKPT_NAME
     if not path.exists():
         raise ValueError(f"no checkpoint at {path}")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path} is not a lohard MDM checkpoint")
-    if state.get("format_version") != CKPT_VERSION:
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ValueError(f"{path} is not a lohard {what} checkpoint")
+    if state.get("format_version") != version:
         raise ValueError(f"{path} has checkpoint format version {state.get('format_version')}"
-                         f", this lohard reads version {CKPT_VERSION}")
+                         f", this lohard reads version {version}")
     return state
 
 
@@ -246,7 +257,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         Not a checkpoint, a different format version, a stored distribution whose
         hash does not match, or ``dist`` differing from the training distribution.
     """
-    state = _read_state(path)
+    state = read_state(path)
     stored = _dist_from_bytes(state["distribution_npz"].numpy().tobytes())
     h = distribution_hash(stored)
     if h != state["distribution_hash"]:
@@ -397,7 +408,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
         raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, or "
                          f"choose another output folder")
     if resume and ckpt_path.exists():
-        state = _read_state(ckpt_path)
+        state = read_state(ckpt_path)
         if state["distribution_hash"] != dist_hash:
             raise ValueError(f"{ckpt_path} was trained on a different distribution (hash "
                              f"{state['distribution_hash'][:12]}) than {cfg.dist!r} with "
