@@ -50,11 +50,21 @@ def numpy_flooding_step(nu, clauses, n, damping):
 
 
 def timeit(fn, reps):
-    fn()  # warm-up (JIT compile, caches)
-    t = time.perf_counter()
-    for _ in range(reps):
+    """Median seconds per call over ``reps`` calls, after a second of warm-up calls.
+
+    The median, not the mean: on a shared machine a few calls are slowed by
+    other processes, and a multi-threaded call by a descheduled thread.
+    """
+    fn()  # JIT compile
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 1.0:  # warm-up: caches, threads, an idle second core
         fn()
-    return (time.perf_counter() - t) / reps
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
 
 
 def main() -> None:
@@ -81,9 +91,18 @@ def main() -> None:
     nu_edge /= nu_edge.sum(axis=1, keepdims=True)
     w = 0.5
 
+    nch = K.flood_chunks(E, n)
+    nblocks = 8 * numba.get_num_threads()
+
     def state():
-        return (nu_edge.copy(), np.empty((n, m)), np.empty((n, m), dtype=np.int64),
-                np.empty((n, m)))
+        """Messages, then products, beliefs and partial products as run_bp sets them up."""
+        nu = nu_edge.copy()
+        arrays, _ = K.flood_start(nu, g.field, offsets, edges, inst.num_clauses, mt, nch)
+        return (nu, *arrays)
+
+    def flood(fn, st, damping):
+        return fn(*st, g.field, offsets, edges, flat, kt, mt, damping, 1, 0, g.tables,
+                  g.clause_table, si, so, nblocks)
 
     def ref_state():
         nu = np.ascontiguousarray(nu_edge[edges])  # variable-major rows pos[e]
@@ -91,10 +110,9 @@ def main() -> None:
 
     # correctness: one step of each kernel equals one NumPy step
     ref = numpy_flooding_step(nu_edge, inst.clauses, n, w)
-    nu, prod, zeros, bel = state()
-    K.flood_serial(nu, prod, zeros, bel, g.field, offsets, edges, flat, kt, mt, w, 1, 0, g.tables,
-                   g.clause_table, si, so)
-    err = float(np.abs(nu - ref).max())
+    st = state()
+    flood(K.flood_serial, st, w)
+    err = float(np.abs(st[0] - ref).max())
     rnu, rmu, rbel = ref_state()
     K.reference_iterate(rnu, rmu, rbel, g.field, offsets, pos, k, m, w, 1, 0, g.tables,
                         g.clause_table, si, so, md)
@@ -105,16 +123,11 @@ def main() -> None:
     t_ref = timeit(lambda: K.reference_iterate(rnu, rmu, rbel, g.field, offsets, pos, k, m, w, 1,
                                                0, g.tables, g.clause_table, si, so, md),
                    args.reps)
-    nu, prod, zeros, bel = state()
-    t_serial = timeit(lambda: K.flood_serial(nu, prod, zeros, bel, g.field, offsets, edges, flat,
-                                             kt, mt, w, 1, 0, g.tables, g.clause_table, si, so),
-                      args.reps)
-    nu, prod, zeros, bel = state()
-    nch = 8 * numba.get_num_threads()
-    t_par = timeit(lambda: K.flood_parallel(nu, prod, zeros, bel, g.field, offsets, edges, flat,
-                                            kt, mt, w, 1, 0, g.tables, g.clause_table, si, so, nch),
-                   args.reps)
-    nu, prod, zeros, bel = state()
+    st = state()
+    t_serial = timeit(lambda: flood(K.flood_serial, st, w), args.reps)
+    st = state()
+    t_par = timeit(lambda: flood(K.flood_parallel, st, w), args.reps)
+    nu, prod, zeros, _, bel = state()[:5]
     order = rng.permutation(inst.num_clauses).astype(np.int64)
     t_seq = timeit(lambda: K.sweep_sequential(nu, prod, zeros, bel, g.field, offsets, edges,
                                               flat, order, kt, mt, 0.3, 1, 0, g.tables,

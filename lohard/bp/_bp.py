@@ -315,8 +315,10 @@ def run_bp(
     removes one factor by dividing by a nonzero entry or by decrementing a
     zero count, so hard constraints never cause division by zero, underflow or
     NaN. Where that bookkeeping leaves no colour, the cavity message is
-    recomputed exactly by a direct leave-one-out product. The flooding update
-    is tested against a division-free prefix/suffix reference kernel. Products
+    recomputed exactly by a direct leave-one-out product (in the flooding
+    schedule, after the pass, from the messages as they stand then). The
+    flooding update is tested against a division-free prefix/suffix reference
+    kernel. Products
     that vanish for every colour (contradictory evidence) are set to uniform
     and counted in ``contradictions``.
 
@@ -378,7 +380,12 @@ def run_bp(
     tables, ct, fld = graph.tables, graph.clause_table, graph.field
     if parallel is None:
         parallel = graph.num_edges > 100_000 and numba.get_num_threads() > 1
-    nchunks = 8 * numba.get_num_threads()
+    if opts["schedule"] == "parallel":
+        # partial products of the fused flooding pass; their number is fixed by
+        # the graph, so results do not depend on the number of threads
+        fstate, _ = K.flood_start(nu, fld, offsets, edges, graph.clauses.shape[0], mt,
+                                  K.flood_chunks(graph.num_edges, n))
+        nblocks = 8 * numba.get_num_threads()
 
     history = []
     bad = 0
@@ -386,13 +393,9 @@ def run_bp(
     max_it = int(opts["max_iter"])
     for _ in range(max_it):
         if opts["schedule"] == "parallel":
-            if parallel:
-                change, b = K.flood_parallel(nu, prod, zeros, beliefs, fld, offsets, edges, flat,
-                                             kt, mt, w, kind, parity, tables, ct, sat_idx, sat_off,
-                                             nchunks)
-            else:
-                change, b = K.flood_serial(nu, prod, zeros, beliefs, fld, offsets, edges, flat, kt,
-                                           mt, w, kind, parity, tables, ct, sat_idx, sat_off)
+            flood = K.flood_parallel if parallel else K.flood_serial
+            change, b = flood(nu, *fstate, fld, offsets, edges, flat, kt, mt, w, kind, parity,
+                              tables, ct, sat_idx, sat_off, nblocks)
         else:
             order = gen.permutation(graph.clauses.shape[0]).astype(np.int64)
             change, b = K.sweep_sequential(nu, prod, zeros, beliefs, fld, offsets, edges, flat,

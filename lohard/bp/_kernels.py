@@ -8,19 +8,28 @@ variable keeps the product of its incoming messages, ``prod[i, c]`` (nonzero
 factors only, kept near scale 1) and ``zeros[i, c]`` (how many factors are
 exactly 0). A cavity message mu_{i->a} is prod[i] with nu_{a->i} removed: by
 one division by a nonzero entry, or by decrementing a zero count, never by
-dividing by zero. A flooding iteration is then a product pass over variables
-(one gather per edge into a small, cache-resident ``prod``) and a clause pass
-that streams through ``nu``.
+dividing by zero.
+
+A flooding iteration is one pass over the clauses, in C fixed chunks. Each
+chunk works through blocks of clauses in short passes over colour-major
+scratch arrays (cavities, new messages, damping), which the compiler
+vectorises across edges, and multiplies every new message into the chunk's
+own partial product per variable. Combining the C partials (a pass over the
+variables) gives the products of the updated messages, ready for the next
+iteration. C is set by the graph, not by the thread count, so the result is
+the same on every machine; the random-sequential sweep updates the products
+in place after every clause instead.
 
 Reference kernels (``reference_*``) do the same flooding iteration the slow,
 division-free way: messages stored variable-major in row ``pos[e]``, leave-one-out
 products by prefix/suffix products. Tests check the belief form against them.
 
-Each update is written once as a per-item body; serial drivers (``cache=True``,
-for sweeps run in many processes) and parallel drivers (``parallel=True``, not
-cached, for single large runs) call the same bodies. Both are deterministic and
-give identical results: items are independent within a pass, and the parallel
-reductions are exact maxima and integer sums.
+Each update is written once as a per-item (or per-chunk) body; serial drivers
+(``cache=True``, for sweeps run in many processes) and parallel drivers
+(``parallel=True``, not cached, for single large runs) call the same bodies.
+Both are deterministic and give identical results: items are independent
+within a pass, the parallel reductions are exact maxima and integer sums, and
+partial products are combined in chunk order.
 """
 
 import numpy as np
@@ -64,8 +73,6 @@ _RESCALE_HIGH = 1e20
 # running products. Where a flushed colour matters, the exact fallback
 # (direct_product) recomputes the message.
 _TINY = 1e-300
-# An empty clause order: clause_range then visits clauses in storage order.
-_NO_ORDER = np.zeros(0, dtype=np.int64)
 
 
 @njit(cache=True)
@@ -450,16 +457,15 @@ def _swap_factors(a, k, m, nu, old, prod, zeros, clauses_flat):
 
 
 @njit(cache=True)
-def clause_range(order, lo, hi, sequential, kt, mt, nu, prod, zeros, field, offsets, edges,
-                 clauses_flat, damping, kind, parity, tables, clause_table, sat_idx, sat_off):
-    """Update clauses ``order[lo:hi]`` (clauses lo..hi-1 if ``order`` is empty), damped.
+def clause_range(order, lo, hi, kt, mt, nu, prod, zeros, field, offsets, edges, clauses_flat,
+                 damping, kind, parity, tables, clause_table, sat_idx, sat_off):
+    """Update clauses ``order[lo:hi]`` one after the other, damped (random-sequential schedule).
 
     ``kt`` and ``mt`` are tuples of lengths k and m (see :func:`shape_tuples`).
 
-    Cavity messages come from the products (:func:`product_range`). With
-    ``sequential`` the products of a clause's variables are updated right after
-    it (one factor out, the new one in), so later clauses read fresh messages;
-    otherwise the products are left as they are (flooding). A clause whose
+    Cavity messages come from the products (:func:`product_range`), and the
+    products of a clause's variables are updated right after it (one factor
+    out, the new one in), so later clauses read fresh messages. A clause whose
     cavity messages the products cannot give (every colour excluded, see
     :func:`cavity_row`) is updated exactly by :func:`clause_body_exact` after
     the loop. Returns (max message change, contradictions).
@@ -476,10 +482,9 @@ def clause_range(order, lo, hi, sequential, kt, mt, nu, prod, zeros, field, offs
     nredo = 0
     change = 0.0
     bad = 0
-    use_order = order.shape[0] > 0
     sign = 1.0 if parity == 0 else -1.0
     for q in range(lo, hi):
-        a = order[q] if use_order else q
+        a = order[q]
         base = a * k
         # cavity messages: prod[i] without this edge's factor (cf. cavity_row)
         ok = True
@@ -536,7 +541,7 @@ def clause_range(order, lo, hi, sequential, kt, mt, nu, prod, zeros, field, offs
         else:
             bad += clause_update(cav, k, m, kind, parity, tables, clause_table[a], sat_idx,
                                  sat_off, new)
-        # damping (cf. _damp_row) and, if sequential, the products
+        # damping (cf. _damp_row), then the products
         for s in range(k):
             e = base + s
             for c in range(m):
@@ -549,37 +554,37 @@ def clause_range(order, lo, hi, sequential, kt, mt, nu, prod, zeros, field, offs
                     change = d
                 nu[e, c] = v
                 old[s, c] = vo
-        if sequential:  # written out: cf. _swap_factors
-            for s in range(k):
-                i = clauses_flat[base + s]
-                e = base + s
-                for c in range(m):
-                    vo = old[s, c]
-                    vn = nu[e, c]
-                    if vo > 0.0:
-                        if vn > 0.0:
-                            prod[i, c] *= vn / vo
-                        else:
-                            prod[i, c] /= vo
-                            zeros[i, c] += 1
-                    elif vn > 0.0:
-                        prod[i, c] *= vn
-                        zeros[i, c] -= 1
-                    if prod[i, c] < _TINY:
-                        prod[i, c] = 0.0
-                # rescale only when the scale drifts far from 1 (guards over- and underflow)
-                z0 = zeros[i, 0]
-                mx = 0.0
-                for c in range(m):
-                    if zeros[i, c] != z0:
-                        mx = -1.0  # mixed zero counts: let _reference_scale decide
-                        break
-                    if prod[i, c] > mx:
-                        mx = prod[i, c]
-                if mx < 0.0:
-                    mx = _reference_scale(prod, zeros, i, m)
-                if mx < _RESCALE or mx > _RESCALE_HIGH:
-                    _renormalise_product(prod, zeros, i, m)
+        # the products of the clause's variables (written out: cf. _swap_factors)
+        for s in range(k):
+            i = clauses_flat[base + s]
+            e = base + s
+            for c in range(m):
+                vo = old[s, c]
+                vn = nu[e, c]
+                if vo > 0.0:
+                    if vn > 0.0:
+                        prod[i, c] *= vn / vo
+                    else:
+                        prod[i, c] /= vo
+                        zeros[i, c] += 1
+                elif vn > 0.0:
+                    prod[i, c] *= vn
+                    zeros[i, c] -= 1
+                if prod[i, c] < _TINY:
+                    prod[i, c] = 0.0
+            # rescale only when the scale drifts far from 1 (guards over- and underflow)
+            z0 = zeros[i, 0]
+            mx = 0.0
+            for c in range(m):
+                if zeros[i, c] != z0:
+                    mx = -1.0  # mixed zero counts: let _reference_scale decide
+                    break
+                if prod[i, c] > mx:
+                    mx = prod[i, c]
+            if mx < 0.0:
+                mx = _reference_scale(prod, zeros, i, m)
+            if mx < _RESCALE or mx > _RESCALE_HIGH:
+                _renormalise_product(prod, zeros, i, m)
     for r in range(nredo):
         a = redo[r]
         for s in range(k):
@@ -590,8 +595,7 @@ def clause_range(order, lo, hi, sequential, kt, mt, nu, prod, zeros, field, offs
         bad += b
         if ch > change:
             change = ch
-        if sequential:
-            _swap_factors(a, k, m, nu, old, prod, zeros, clauses_flat)
+        _swap_factors(a, k, m, nu, old, prod, zeros, clauses_flat)
     return change, bad
 
 
@@ -611,44 +615,363 @@ def max_degree(offsets):
 
 
 # ---------------------------------------------------------------------------------
-# flooding schedule: all products, then all clauses
+# flooding schedule, fused: the clause pass also builds the next products
 # ---------------------------------------------------------------------------------
-@njit(cache=True)
-def flood_serial(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, kt, mt, damping,
-                 kind, parity, tables, clause_table, sat_idx, sat_off):
-    """One flooding iteration, serial. Returns (max message change, contradictions).
+# Clauses per block of the clause pass. Each block is done in passes over
+# small scratch arrays (colour-major), which the compiler vectorises across
+# edges: 5.2 -> 3.3 ms per clause pass at N = 10^4, d = 64 (NAE(3,3), serial).
+_BLOCK = 64
 
-    ``beliefs`` receives the beliefs of the messages *before* the clause pass.
+
+@njit(cache=True)
+def clause_chunk(ch, lo, hi, kt, mt, nu, prod, zeros, zflag, part, part_zeros, part_flag, redo,
+                 clauses_flat, damping, kind, parity, tables, clause_table, sat_idx, sat_off):
+    """Flooding update of clauses lo..hi-1; their new factors go into partial products ``ch``.
+
+    ``prod``, ``zeros`` and ``zflag`` (1 where a variable's ``zeros`` row is not
+    all 0) must describe the current ``nu`` (see :func:`product_range`); they are
+    read only. Each updated message row is multiplied into ``part[ch]`` /
+    ``part_zeros[ch]`` (the chunk's partial product per variable, same
+    conventions as ``prod`` / ``zeros``; ``part_flag[ch, i]`` is set once row i
+    needs the general update), so that :func:`combine_products` can form the
+    next products without a separate pass over the edges. A clause whose cavity
+    messages the products cannot give (every colour excluded, see
+    :func:`cavity_row`) is left unchanged and flagged in ``redo``; the driver
+    updates it exactly afterwards. Returns (max message change,
+    contradictions, flagged clauses).
+    """
+    k = len(kt)
+    m = len(mt)
+    B = _BLOCK
+    pp = part[ch]
+    pz = part_zeros[ch]
+    cb = np.empty((m, B * k))  # cavity messages, colour-major
+    nw = np.empty((m, B * k))  # new messages
+    tb = np.empty(B * k)
+    scale = np.empty(B * k)
+    db = np.empty(B * k * m)
+    okb = np.empty(B, dtype=np.bool_)
+    cav = np.empty((k, m))
+    new = np.empty((k, m))
+    sign = 1.0 if parity == 0 else -1.0
+    # The largest change is tracked as the largest bit pattern of the nonnegative
+    # floats |v - vo| read as int64 (same order): an integer maximum vectorises.
+    ichange = 0
+    bad = 0
+    nredo = 0
+    for a0 in range(lo, hi, B):
+        nb = min(B, hi - a0)
+        e0 = a0 * k
+        # 1. cavity messages: prod[i] without this edge's factor (cf. cavity_row);
+        #    one division per colour where neither side has exact zeros
+        for j in range(nb * k):
+            e = e0 + j
+            i = clauses_flat[e]
+            vmin = nu[e, 0]
+            for c in range(1, m):
+                vmin = min(vmin, nu[e, c])
+            tot = 0.0
+            if vmin > 0.0 and zflag[i] == 0:
+                for c in range(m):
+                    w = prod[i, c] / nu[e, c]
+                    cb[c, j] = w
+                    tot += w
+            else:
+                for c in range(m):
+                    v = nu[e, c]
+                    z = zeros[i, c] - (1 if v <= 0.0 else 0)
+                    w = prod[i, c] / (v if v > 0.0 else 1.0)
+                    w = w if z == 0 else 0.0
+                    cb[c, j] = w
+                    tot += w
+            tb[j] = tot
+        for j in range(nb * k):
+            tot = tb[j]
+            inv = 1.0 / tot if tot > 0.0 else 0.0
+            for c in range(m):
+                w = cb[c, j] * inv
+                cb[c, j] = w if w >= _FLUSH else 0.0
+        for b in range(nb):
+            ok = True
+            for s in range(k):
+                ok = ok and tb[b * k + s] > 0.0
+            okb[b] = ok
+        # 2. new messages ``nw``, to be normalised by ``scale`` (cf. clause_update)
+        if kind == NAE:
+            # sum_{x_-s} g(x) prod mu = 1 - prod_{t != s} mu_t(c) for normalised mu
+            for s in range(k):
+                for b in range(nb):
+                    j0 = b * k
+                    tot = 0.0
+                    for c in range(m):
+                        p = 1.0
+                        for t in range(k):
+                            if t != s:
+                                p *= cb[c, j0 + t]
+                        nw[c, j0 + s] = 1.0 - p
+                        tot += 1.0 - p
+                    scale[j0 + s] = 1.0 / tot  # tot >= m - 1 > 0 for normalised mu
+        elif kind == XOR:
+            # Fourier form (cf. clause_update)
+            for s in range(k):
+                for b in range(nb):
+                    j0 = b * k
+                    p = 1.0
+                    for t in range(k):
+                        if t != s:
+                            p *= cb[0, j0 + t] - cb[1, j0 + t]
+                    v0 = 0.5 * (1.0 + sign * p)
+                    v1 = 0.5 * (1.0 - sign * p)
+                    v0 = v0 if v0 > 0.0 else 0.0
+                    v1 = v1 if v1 > 0.0 else 0.0
+                    nw[0, j0 + s] = v0
+                    nw[1, j0 + s] = v1
+                    scale[j0 + s] = 1.0 / (v0 + v1)
+        else:
+            for b in range(nb):
+                j0 = b * k
+                for s in range(k):
+                    scale[j0 + s] = 1.0  # clause_update normalises
+                    for c in range(m):
+                        nw[c, j0 + s] = 0.0
+                if not okb[b]:
+                    continue
+                for s in range(k):
+                    for c in range(m):
+                        cav[s, c] = cb[c, j0 + s]
+                bad += clause_update(cav, k, m, kind, parity, tables, clause_table[a0 + b],
+                                     sat_idx, sat_off, new)
+                for s in range(k):
+                    for c in range(m):
+                        nw[c, j0 + s] = new[s, c]
+        # 3. damping (cf. _damp_row); flagged clauses keep their messages
+        for b in range(nb):
+            ok = okb[b]
+            for s in range(k):
+                j = b * k + s
+                e = e0 + j
+                for c in range(m):
+                    vo = nu[e, c]
+                    v = damping * vo + (1.0 - damping) * (nw[c, j] * scale[j])
+                    v = v if v >= _FLUSH else 0.0
+                    v = v if ok else vo
+                    db[j * m + c] = abs(v - vo)
+                    nu[e, c] = v
+        dbits = db.view(np.int64)
+        for j in range(nb * k * m):
+            ichange = max(ichange, dbits[j])
+        # 4. the new factors into the chunk's partial products (cf. product_range)
+        for b in range(nb):
+            if not okb[b]:
+                redo[a0 + b] = True
+                nredo += 1
+                continue
+            for s in range(k):
+                e = e0 + b * k + s
+                i = clauses_flat[e]
+                vmin = nu[e, 0]
+                for c in range(1, m):
+                    vmin = min(vmin, nu[e, c])
+                if vmin > 0.0 and part_flag[ch, i] == 0:
+                    # no zeros in the row (so every colour is a reference colour)
+                    mx = 0.0
+                    for c in range(m):
+                        p = pp[i, c] * nu[e, c]
+                        p = p if p >= _TINY else 0.0
+                        pp[i, c] = p
+                        mx = max(mx, p)
+                    if mx < _RESCALE:  # factors are <= 1: the scale only falls
+                        _renormalise_product(pp, pz, i, m)
+                else:
+                    part_flag[ch, i] = 1
+                    _absorb_factor(pp, pz, i, nu, e, m)
+    out = np.empty(1, dtype=np.int64)
+    out[0] = ichange
+    return out.view(np.float64)[0], bad, nredo
+
+
+@njit(cache=True)
+def _absorb_factor(prod, zeros, i, nu, e, m):
+    """prod[i], zeros[i] <- times the factor nu[e] (zeros counted), rescaled if needed."""
+    for c in range(m):
+        v = nu[e, c]
+        if v > 0.0:
+            p = prod[i, c] * v
+            prod[i, c] = p if p >= _TINY else 0.0
+        else:
+            zeros[i, c] += 1
+    mx = _reference_scale(prod, zeros, i, m)
+    if mx < _RESCALE or mx > _RESCALE_HIGH:
+        _renormalise_product(prod, zeros, i, m)
+
+
+@njit(cache=True)
+def redo_clauses(redo, kt, mt, nu, part, part_zeros, field, offsets, edges, clauses_flat,
+                 damping, kind, parity, tables, clause_table, sat_idx, sat_off):
+    """Update the clauses flagged by :func:`clause_chunk` exactly, in clause order; clear flags.
+
+    Cavity messages come from :func:`direct_product` over the current ``nu``
+    (which already holds this pass's updates of the other clauses). The new
+    factors go into the partial products of the chunk each clause belongs to.
+    Returns (max message change, contradictions).
+    """
+    k = len(kt)
+    m = len(mt)
+    P = redo.shape[0]
+    C = part.shape[0]
+    cav = np.empty((k, m))
+    new = np.empty((k, m))
+    change = 0.0
+    bad = 0
+    for ch in range(C):
+        pp = part[ch]
+        pz = part_zeros[ch]
+        for a in range(P * ch // C, P * (ch + 1) // C):
+            if not redo[a]:
+                continue
+            redo[a] = False
+            d, b = clause_body_exact(a, k, m, nu, field, offsets, edges, clauses_flat, damping,
+                                     kind, parity, tables, clause_table, sat_idx, sat_off, cav,
+                                     new)
+            change = max(change, d)
+            bad += b
+            for s in range(k):
+                _absorb_factor(pp, pz, clauses_flat[a * k + s], nu, a * k + s, m)
+    return change, bad
+
+
+@njit(cache=True)
+def combine_products(lo, hi, mt, nu, field, offsets, edges, part, part_zeros, part_flag, prod,
+                     zeros, zflag, beliefs):
+    """prod, zeros, zflag, beliefs of variables lo..hi-1 from the field and the partial products.
+
+    The partials are reset (to 1, 0 and 0) for the next pass. The result describes
+    the same product as :func:`product_range` over the updated ``nu``, with
+    the factors multiplied in a different order. Returns contradictions.
+    """
+    m = len(mt)
+    C = part.shape[0]
+    bad = 0
+    for i in range(lo, hi):
+        for c in range(m):
+            f = field[i, c]
+            prod[i, c] = f if f > 0.0 else 1.0
+            zeros[i, c] = 0 if f > 0.0 else 1
+        _renormalise_product(prod, zeros, i, m)
+        for ch in range(C):
+            z0 = zeros[i, 0] + part_zeros[ch, i, 0]
+            mixed = False
+            mx = 0.0
+            for c in range(m):
+                p = prod[i, c] * part[ch, i, c]
+                p = p if p >= _TINY else 0.0
+                prod[i, c] = min(p, _CAP)  # also catches overflow to inf
+                zeros[i, c] += part_zeros[ch, i, c]
+                part[ch, i, c] = 1.0
+                part_zeros[ch, i, c] = 0
+                mixed = mixed or zeros[i, c] != z0
+                mx = max(mx, prod[i, c])
+            part_flag[ch, i] = 0
+            if mixed:
+                mx = _reference_scale(prod, zeros, i, m)
+            if mx < _RESCALE or mx > _RESCALE_HIGH:
+                _renormalise_product(prod, zeros, i, m)
+        zf = 0
+        for c in range(m):
+            zf = zf | (1 if zeros[i, c] > 0 else 0)
+        zflag[i] = zf
+        tot = 0.0
+        for c in range(m):
+            w = prod[i, c] if zeros[i, c] == 0 else 0.0
+            beliefs[i, c] = w
+            tot += w
+        if tot > 0.0:
+            inv = 1.0 / tot
+            for c in range(m):
+                beliefs[i, c] *= inv
+        else:
+            bad += direct_product(i, -1, nu, field, offsets, edges, m, beliefs, i)
+    return bad
+
+
+def flood_chunks(num_edges, n):
+    """Number of clause chunks (partial products) of a flooding pass: fixed by the graph.
+
+    It does not depend on the number of threads, so serial and parallel runs give
+    bitwise-identical results on every machine. At most 16 (the threads it can
+    keep busy), at most one per 65,536 edges (each chunk's partial products are
+    combined in a pass over the variables), and at most E / (4n), which keeps
+    the partial products below 3/8 of the memory of the messages.
+    """
+    return int(max(1, min(16, num_edges // 65536, num_edges // (4 * max(n, 1)))))
+
+
+def flood_start(nu, field, offsets, edges, num_clauses, mt, nchunks):
+    """Working arrays of :func:`flood_serial` / :func:`flood_parallel` for messages ``nu``.
+
+    Returns ((prod, zeros, zflag, beliefs, part, part_zeros, part_flag, redo),
+    contradictions): the products and beliefs of ``nu`` (:func:`product_range`)
+    and ``nchunks`` partial products at their starting values.
+    """
+    n = offsets.shape[0] - 1
+    m = len(mt)
+    prod = np.empty((n, m))
+    zeros = np.empty((n, m), dtype=np.int64)
+    beliefs = np.empty((n, m))
+    bad = product_range(0, n, nu, field, offsets, edges, mt, prod, zeros, beliefs)
+    zflag = (zeros > 0).any(axis=1).astype(np.uint8)
+    state = (prod, zeros, zflag, beliefs, np.ones((nchunks, n, m)),
+             np.zeros((nchunks, n, m), dtype=np.int32), np.zeros((nchunks, n), dtype=np.uint8),
+             np.zeros(num_clauses, dtype=np.bool_))
+    return state, int(bad)
+
+
+def _flood(nu, prod, zeros, zflag, beliefs, part, part_zeros, part_flag, redo, field, offsets,
+           edges, clauses_flat, kt, mt, damping, kind, parity, tables, clause_table, sat_idx,
+           sat_off, nblocks):
+    """One flooding iteration (compiled twice below: serial and parallel).
+
+    On entry ``prod``, ``zeros`` describe ``nu`` (:func:`product_range`; ``zflag``
+    marks the rows of ``zeros`` that are not all 0), and the partial products
+    ``part`` (C, n, m) are 1, ``part_zeros`` and ``part_flag`` 0; on return
+    all of them describe the updated ``nu`` again and ``beliefs`` holds its
+    beliefs. Clauses are split into C = part.shape[0] fixed chunks whose
+    partial products are multiplied together in chunk order, so the result
+    depends on C but not on the threads. Returns (max message change,
+    contradictions).
     """
     k = len(kt)
     n = offsets.shape[0] - 1
     P = nu.shape[0] // k
-    bad = product_range(0, n, nu, field, offsets, edges, mt, prod, zeros, beliefs)
-    change, b = clause_range(_NO_ORDER, 0, P, False, kt, mt, nu, prod, zeros, field, offsets,
-                             edges, clauses_flat, damping, kind, parity, tables, clause_table,
-                             sat_idx, sat_off)
-    return change, bad + b
-
-
-@njit(parallel=True)
-def flood_parallel(nu, prod, zeros, beliefs, field, offsets, edges, clauses_flat, kt, mt,
-                   damping, kind, parity, tables, clause_table, sat_idx, sat_off, nchunks):
-    """One flooding iteration over ``nchunks`` blocks in parallel; same result as serial."""
-    k = len(kt)
-    n = offsets.shape[0] - 1
-    P = nu.shape[0] // k
-    bads = np.zeros(nchunks, dtype=np.int64)
-    changes = np.zeros(nchunks)
-    for ch in prange(nchunks):
-        bads[ch] = product_range(n * ch // nchunks, n * (ch + 1) // nchunks, nu, field, offsets,
-                                 edges, mt, prod, zeros, beliefs)
-    for ch in prange(nchunks):
-        c, b = clause_range(_NO_ORDER, P * ch // nchunks, P * (ch + 1) // nchunks, False, kt, mt,
-                            nu, prod, zeros, field, offsets, edges, clauses_flat, damping, kind,
-                            parity, tables, clause_table, sat_idx, sat_off)
+    C = part.shape[0]
+    changes = np.zeros(C)
+    bads = np.zeros(C, dtype=np.int64)
+    nredo = np.zeros(C, dtype=np.int64)
+    for ch in prange(C):
+        c, b, r = clause_chunk(ch, P * ch // C, P * (ch + 1) // C, kt, mt, nu, prod, zeros, zflag,
+                               part, part_zeros, part_flag, redo, clauses_flat, damping, kind,
+                               parity, tables, clause_table, sat_idx, sat_off)
         changes[ch] = c
-        bads[ch] += b
-    return changes.max(), bads.sum()
+        bads[ch] = b
+        nredo[ch] = r
+    change = changes.max()
+    bad = bads.sum()
+    if nredo.sum() > 0:
+        c, b = redo_clauses(redo, kt, mt, nu, part, part_zeros, field, offsets, edges,
+                            clauses_flat, damping, kind, parity, tables, clause_table, sat_idx,
+                            sat_off)
+        change = max(change, c)
+        bad += b
+    vb = np.zeros(nblocks, dtype=np.int64)
+    for q in prange(nblocks):
+        vb[q] = combine_products(n * q // nblocks, n * (q + 1) // nblocks, mt, nu, field,
+                                 offsets, edges, part, part_zeros, part_flag, prod, zeros, zflag,
+                                 beliefs)
+    return change, bad + vb.sum()
+
+
+flood_serial = njit(cache=True)(_flood)
+flood_parallel = njit(parallel=True)(_flood)
 
 
 # ---------------------------------------------------------------------------------
@@ -670,7 +993,7 @@ def sweep_sequential(nu, prod, zeros, beliefs, field, offsets, edges, clauses_fl
     m = len(mt)
     n = offsets.shape[0] - 1
     product_range(0, n, nu, field, offsets, edges, mt, prod, zeros, beliefs)
-    change, bad = clause_range(order, 0, order.shape[0], True, kt, mt, nu, prod, zeros, field,
+    change, bad = clause_range(order, 0, order.shape[0], kt, mt, nu, prod, zeros, field,
                                offsets, edges, clauses_flat, damping, kind, parity, tables,
                                clause_table, sat_idx, sat_off)
     for i in range(n):
