@@ -486,10 +486,64 @@ def xy_wing(values, cand, n, peers, cell_units, pc):
 
 
 @njit(cache=True)
-def unique_rectangle(values, cand, n, b, pc):
-    """Unique rectangle type 1: four blanks on two rows, two columns and two boxes; three
-    hold exactly {a, b}; the fourth holds {a, b} and more: remove a and b from it
-    (otherwise the puzzle would have two solutions). First instance found."""
+def _ur_type2(cand, n, values, cell_units, pair, r1, r2):
+    """Type 2: roof cells r1, r2 (one row or column) both {a, b, z}: remove z from blanks
+    seeing both (one roof cell must hold z, or the rectangle would be deadly)."""
+    z = cand[r1] & ~pair
+    if z == 0 or (z & (z - 1)) != 0 or (cand[r2] & ~pair) != z:
+        return False
+    hit = False
+    for c in range(n * n):
+        if values[c] == 0 and (cand[c] & z) and c != r1 and c != r2 \
+                and _sees(cell_units, c, r1) and _sees(cell_units, c, r2):
+            cand[c] &= ~z
+            hit = True
+    return hit
+
+
+@njit(cache=True)
+def _ur_type4(cand, n, values, units, cell_units, pair, r1, r2):
+    """Type 4: in a unit holding both roof cells, digit a of the pair fits only there:
+    one of them is a, so neither can be b; remove b from both."""
+    for t in range(3):
+        u = cell_units[r1, t]
+        if u != cell_units[r2, t]:
+            continue
+        for d in range(n):
+            a = 1 << d
+            if not (pair & a):
+                continue
+            alone = True
+            for q in range(units.shape[1]):
+                c = units[u, q]
+                if c != r1 and c != r2 and values[c] == 0 and (cand[c] & a):
+                    alone = False
+                    break
+            if alone:
+                other = pair & ~a
+                if (cand[r1] & other) or (cand[r2] & other):
+                    cand[r1] &= ~other
+                    cand[r2] &= ~other
+                    return True
+    return False
+
+
+@njit(cache=True)
+def unique_rectangle(values, cand, n, b, units, cell_units, pc):
+    """Unique rectangle, types 1, 2 and 4. First instance found, checked in that order per
+    rectangle.
+
+    The corners are four blanks on two rows, two columns and two boxes, and each holds
+    the pair {a, b}. If the pair were all that is left in the four, a and b could be
+    swapped: two solutions. So, for a puzzle with a unique solution:
+
+    * type 1: three corners are exactly {a, b}; remove a and b from the fourth;
+    * type 2: two corners ("floor") are exactly {a, b}; the other two ("roof", on one
+      row or column) are both exactly {a, b, z}: remove z from every blank seeing
+      both roof cells;
+    * type 4: floor as in type 2; in a unit holding both roof cells, a fits only in
+      the roof: remove b from both roof cells.
+    """
     for r1 in range(n):
         for r2 in range(r1 + 1, n):
             same_band = r1 // b == r2 // b
@@ -504,24 +558,42 @@ def unique_rectangle(values, cand, n, b, pc):
                             blank = False
                     if not blank:
                         continue
-                    # the pair: the candidates of any bivalue corner
-                    m = 0
-                    for c in cells:
-                        if pc[cand[c]] == 2:
-                            m = cand[c]
-                            break
-                    if m == 0:
-                        continue
-                    nexact = 0
-                    extra = -1
-                    for c in cells:
-                        if cand[c] == m:
-                            nexact += 1
-                        elif (cand[c] & m) == m:
-                            extra = c
-                    if nexact == 3 and extra >= 0:
-                        cand[extra] &= ~m
-                        return True
+                    for k0 in range(4):  # each bivalue corner's pair
+                        m = cand[cells[k0]]
+                        if pc[m] != 2:
+                            continue
+                        nexact = 0
+                        ok = True
+                        for c in cells:
+                            if cand[c] == m:
+                                nexact += 1
+                            elif (cand[c] & m) != m:
+                                ok = False
+                        if not ok:
+                            continue
+                        if nexact == 3:
+                            for c in cells:
+                                if cand[c] != m:
+                                    cand[c] &= ~m
+                                    return True
+                        if nexact != 2:
+                            continue
+                        # the roof: the two corners with more than the pair; they must
+                        # share a row or a column (diagonal roofs are other patterns)
+                        x = -1
+                        y = -1
+                        for c in cells:
+                            if cand[c] != m:
+                                if x < 0:
+                                    x = c
+                                else:
+                                    y = c
+                        if x // n != y // n and x % n != y % n:
+                            continue
+                        if _ur_type2(cand, n, values, cell_units, m, x, y):
+                            return True
+                        if _ur_type4(cand, n, values, units, cell_units, m, x, y):
+                            return True
     return False
 
 
@@ -537,7 +609,7 @@ def apply_elimination(code, values, cand, n, b, units, cell_units, peers, pc):
     if code == XY_WING:
         return xy_wing(values, cand, n, peers, cell_units, pc)
     if code == UNIQUE_RECTANGLE:
-        return unique_rectangle(values, cand, n, b, pc)
+        return unique_rectangle(values, cand, n, b, units, cell_units, pc)
     return False
 
 

@@ -124,6 +124,50 @@ def test_unique_rectangle_type1():
     assert eliminated(c, after) == {(12, 1), (12, 2)}
 
 
+def _ur_floor_and_roof(roof_extra):
+    """Floor r1c1, r1c4 = {1, 2}; roof r2c1 (cell 9), r2c4 (cell 12) = {1, 2} + extras."""
+    c = full()
+    for cell in (0, 3):
+        c[cell] = False
+        c[cell, [0, 1]] = True
+    for cell, extra in zip((9, 12), roof_extra, strict=True):
+        c[cell] = False
+        c[cell, [0, 1] + [d - 1 for d in extra]] = True
+    return c
+
+
+def test_unique_rectangle_type2():
+    c = _ur_floor_and_roof(([5], [5]))
+    ok, after = S.apply_strategy(c, "unique rectangle")
+    assert ok
+    # 5 leaves every other cell of row 2 (the roof cells' only common unit)
+    assert eliminated(c, after) == {(cell, 5) for cell in range(9, 18) if cell not in (9, 12)}
+    # roof extras that differ, or more than one extra: no type 2 (nor type 4 here)
+    for extras in (([5], [6]), ([5, 6], [5, 6])):
+        assert not S.apply_strategy(_ur_floor_and_roof(extras), "unique rectangle")[0]
+
+
+def test_unique_rectangle_type4():
+    c = _ur_floor_and_roof(([5], [6]))
+    c[[10, 11, 13, 14, 15, 16, 17], 0] = False  # in row 2, digit 1 fits only in the roof
+    ok, after = S.apply_strategy(c, "unique rectangle")
+    assert ok
+    assert eliminated(c, after) == {(9, 2), (12, 2)}
+    c[16, 0] = True  # one more place for 1 in row 2: nothing follows
+    assert not S.apply_strategy(c, "unique rectangle")[0]
+
+
+def test_unique_rectangle_diagonal_floor_is_not_type2():
+    c = full()
+    for cell in (0, 12):  # floor on a diagonal: r1c1, r2c4
+        c[cell] = False
+        c[cell, [0, 1]] = True
+    for cell in (3, 9):
+        c[cell] = False
+        c[cell, [0, 1, 4]] = True
+    assert not S.apply_strategy(c, "unique rectangle")[0]
+
+
 def test_unique_rectangle_needs_two_boxes():
     c = full()
     # rows 1 and 5, columns 1 and 5: four boxes, not a unique rectangle
@@ -148,3 +192,29 @@ def test_unique_rectangle_needs_two_boxes():
 def test_apply_strategy_rejects_singles():
     with pytest.raises(ValueError, match="elimination"):
         S.apply_strategy(full(), "naked single")
+
+
+def test_unique_rectangle_never_removes_the_solution(mixed9, hard9):
+    # On puzzles with one solution, every unique-rectangle elimination (any type) keeps
+    # the solution's digit: applied over and over from the position where the weaker
+    # strategies stall, with the candidates the placed digits leave.
+    topo = topology(3)
+    applied = 0
+    for puzzles, solutions in ((mixed9.puzzles, mixed9.solutions),
+                               (hard9.puzzles, hard9.solutions)):
+        for p, sol in zip(puzzles, solutions, strict=True):
+            vals = S.rate(p, search=False, strategies="xy-wing").solution
+            if (vals > 0).all():
+                continue
+            cand = np.zeros((N, n), dtype=bool)
+            for c in np.flatnonzero(vals == 0):
+                cand[c] = True
+                cand[c, vals[topo.peers[c]][vals[topo.peers[c]] > 0] - 1] = False
+            for _ in range(40):
+                ok, cand = S.apply_strategy(cand, "unique rectangle", values=vals)
+                if not ok:
+                    break
+                applied += 1
+                blank = np.flatnonzero(vals == 0)
+                assert cand[blank, sol[blank] - 1].all()
+    assert applied >= 5, applied
