@@ -122,6 +122,11 @@ def _renormalise_product(prod, zeros, i, m):
     return mx
 
 
+# How many steps ahead the loops over randomly placed rows read (a software prefetch,
+# see clause_range).
+_AHEAD = 8
+
+
 # Note on the hot loops below: they are written out in one function each, with
 # no calls in the common path. A call to another jitted function that takes
 # arrays costs ~100 ns here (reference counting of every array argument),
@@ -175,6 +180,8 @@ def product_range(lo, hi, nu, field, offsets, edges, mt, prod, zeros, beliefs):
     """
     m = len(mt)
     bad = 0
+    nedges = edges.shape[0]
+    touch = 0.0  # sum of the values read ahead; never negative
     for i in range(lo, hi):
         mx = 0.0
         fmin = 1.0
@@ -193,6 +200,8 @@ def product_range(lo, hi, nu, field, offsets, edges, mt, prod, zeros, beliefs):
                 prod[i, c] = v if v >= _FLUSH else 0.0
             while j < end:
                 e = edges[j]
+                if j + _AHEAD < nedges:  # read ahead (cf. clause_range): 3.5 -> 2.7 ms
+                    touch += nu[edges[j + _AHEAD], 0]
                 vmin = nu[e, 0]
                 for c in range(1, m):
                     vmin = min(vmin, nu[e, c])
@@ -229,6 +238,8 @@ def product_range(lo, hi, nu, field, offsets, edges, mt, prod, zeros, beliefs):
                 beliefs[i, c] *= inv
         else:
             bad += direct_product(i, -1, nu, field, offsets, edges, m, beliefs, i)
+    if touch < 0.0:  # never; keeps the compiler from dropping the reads ahead
+        bad += 1
     return bad
 
 
@@ -483,8 +494,16 @@ def clause_range(order, lo, hi, kt, mt, nu, prod, zeros, field, offsets, edges, 
     change = 0.0
     bad = 0
     sign = 1.0 if parity == 0 else -1.0
+    touch = 0.0  # sum of the values read ahead, below; never negative
     for q in range(lo, hi):
         a = order[q]
+        # Read the clause _AHEAD steps on now. In random order its rows of nu and of
+        # clauses_flat are cache misses; nothing waits for these reads, so they overlap
+        # with this clause's work (a software prefetch): 14 -> 9.5 ms per sweep's
+        # clause loop at N = 10^4, d = 64, with bitwise-identical results.
+        if q + _AHEAD < hi:
+            af = order[q + _AHEAD] * k
+            touch += nu[af, 0] + nu[af + k - 1, m - 1] + clauses_flat[af]
         base = a * k
         # cavity messages: prod[i] without this edge's factor (cf. cavity_row)
         ok = True
@@ -585,6 +604,8 @@ def clause_range(order, lo, hi, kt, mt, nu, prod, zeros, field, offsets, edges, 
                 mx = _reference_scale(prod, zeros, i, m)
             if mx < _RESCALE or mx > _RESCALE_HIGH:
                 _renormalise_product(prod, zeros, i, m)
+    if touch < 0.0:  # never; keeps the compiler from dropping the reads ahead
+        bad += 1
     for r in range(nredo):
         a = redo[r]
         for s in range(k):
