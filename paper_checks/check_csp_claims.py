@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lohard import Predicate, planted_instance, run_bp
-from lohard.cavity import locate_condensation
+from lohard.cavity import hardness_window, locate_condensation, window_probability
 
 NAE33 = Predicate.nae(3, 3)
 
@@ -121,3 +121,25 @@ def test_figure4_hard_phase_on_a_small_instance():
     assert truth > 0.9 and rand > 0.9
     truth, _ = overlaps(44.0, 2)
     assert truth < 0.4
+
+
+def test_prop33_window_of_mask_fractions_lands_in_the_hard_phase():
+    # Prop. 3.3: on sparse-predicate L&O data (one observation per ordered k-subset,
+    # P = N (N-1) (N-2)), masking all latents and a fraction alpha of the
+    # observations gives a planted CSP whose degree lies in (d_cond, d_KS) with
+    # probability bounded below, for alpha in a window 1 - c2 / N^2 < alpha < 1 - c1 / N^2.
+    # NAE(3,3), d_cond = 52.52 (figures/thresholds.md), d_KS = 64.
+    d_cond = 52.52
+    scaled, probs = [], []
+    for n in (50, 200, 800, 3200):
+        w = hardness_window(NAE33, n, d_cond=d_cond)
+        assert 0.0 < w["alpha_lo"] < w["alpha_hi"] < 1.0
+        scaled.append(((1 - w["alpha_hi"]) * n**2, (1 - w["alpha_lo"]) * n**2))
+        alpha = 0.5 * (w["alpha_lo"] + w["alpha_hi"])
+        probs.append(float(window_probability(alpha, n, int(round(w["expected_satisfied"])), 3,
+                                              d_cond=d_cond, d_ks=64.0)))
+    # the window's edges scale as 1/N^2: (1 - alpha) N^2 -> d / (k (k-1) gamma)
+    c_lo, c_hi = d_cond / (6 * NAE33.gamma), 64.0 / (6 * NAE33.gamma)
+    assert scaled[-1] == pytest.approx((c_lo, c_hi), rel=0.01)
+    # and the middle of the window is hard with probability bounded below (here -> 1)
+    assert min(probs) > 0.7 and probs == sorted(probs)
