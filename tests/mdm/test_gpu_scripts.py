@@ -1,0 +1,42 @@
+"""The GPU session scripts in their CPU --smoke mode: every stage runs and every file comes back.
+
+A lent GPU session is short and cannot be repeated at will, so the scripts it runs are
+kept working here, on the same pipeline with tiny models.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
+                    reason="needs bash and coreutils timeout")
+@pytest.mark.parametrize("script, files", [
+    ("gpu_issue5.sh", {"table1.md", "table1.json", "fig2_per_mask_error.png",
+                       "fig2_per_mask_error.json", "mdm_throughput.json", "logs.txt",
+                       "results.tar.gz"}),
+    ("gpu_issue6.sh", {"sudoku_tables.md", "sudoku_tables.json", "sudoku_tables.csv",
+                       "sudoku_order.png", "sudoku_order.json", "logs.txt", "results.tar.gz"}),
+])
+def test_gpu_script_smoke(tmp_path, script, files):
+    env = dict(os.environ, OUT=str(tmp_path), PYTHONPATH=str(ROOT))
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(["bash", str(ROOT / "simulations" / script), "--smoke"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    got = {p.name for p in tmp_path.iterdir()}
+    assert got == files, (got, proc.stdout[-2000:])
+    assert len(got) <= 8  # what a device call brings back
+    log = (tmp_path / "logs.txt").read_text()
+    codes = re.findall(r"stage (\w+): exit code (\d+)", log)
+    assert codes and all(code == "0" for _, code in codes), codes
