@@ -385,7 +385,7 @@ def run_bp(
         # the graph, so results do not depend on the number of threads
         fstate, _ = K.flood_start(nu, fld, offsets, edges, graph.clauses.shape[0], mt,
                                   K.flood_chunks(graph.num_edges, n))
-        nblocks = 8 * numba.get_num_threads()
+        nblocks = 8 * numba.get_num_threads() if parallel else 1  # combine-pass blocks
 
     history = []
     bad = 0
