@@ -134,35 +134,32 @@ _AHEAD = 8
 
 
 @njit(cache=True)
+def _absorb_factor(prod, zeros, i, nu, e, m):
+    """prod[i], zeros[i] <- times the factor nu[e] (zeros counted), rescaled if needed.
+
+    The reference colours are those with the fewest zeros (:func:`_reference_scale`).
+    """
+    for c in range(m):
+        v = nu[e, c]
+        if v > 0.0:
+            p = prod[i, c] * v
+            prod[i, c] = p if p >= _TINY else 0.0
+        else:
+            zeros[i, c] += 1
+    mx = _reference_scale(prod, zeros, i, m)
+    if mx < _RESCALE or mx > _RESCALE_HIGH:
+        _renormalise_product(prod, zeros, i, m)
+
+
+@njit(cache=True)
 def _product_tail(i, j0, nu, field, offsets, edges, m, prod, zeros):
     """General product update of variable ``i`` from edge slot j0 on (zeros, any scale).
 
     prod[i] and zeros[i] must hold the product of the field and the factors
     before slot j0. The slow path of :func:`product_range`.
     """
-    anyzero = False
-    for c in range(m):
-        if zeros[i, c] > 0:
-            anyzero = True
     for j in range(j0, offsets[i + 1]):
-        e = edges[j]
-        mx = 0.0
-        for c in range(m):
-            v = nu[e, c]
-            if v > 0.0:
-                v *= prod[i, c]
-                if v < _TINY:
-                    v = 0.0
-                prod[i, c] = v
-                if v > mx:
-                    mx = v
-            else:
-                zeros[i, c] += 1
-                anyzero = True
-        if anyzero:  # the reference colours are those with the fewest zeros
-            mx = _reference_scale(prod, zeros, i, m)
-        if mx < _RESCALE or mx > _RESCALE_HIGH:
-            _renormalise_product(prod, zeros, i, m)
+        _absorb_factor(prod, zeros, i, nu, edges[j], m)
 
 
 @njit(cache=True)
@@ -809,21 +806,6 @@ def clause_chunk(ch, lo, hi, kt, mt, nu, prod, zeros, zflag, part, part_zeros, p
     out = np.empty(1, dtype=np.int64)
     out[0] = ichange
     return out.view(np.float64)[0], bad, nredo
-
-
-@njit(cache=True)
-def _absorb_factor(prod, zeros, i, nu, e, m):
-    """prod[i], zeros[i] <- times the factor nu[e] (zeros counted), rescaled if needed."""
-    for c in range(m):
-        v = nu[e, c]
-        if v > 0.0:
-            p = prod[i, c] * v
-            prod[i, c] = p if p >= _TINY else 0.0
-        else:
-            zeros[i, c] += 1
-    mx = _reference_scale(prod, zeros, i, m)
-    if mx < _RESCALE or mx > _RESCALE_HIGH:
-        _renormalise_product(prod, zeros, i, m)
 
 
 @njit(cache=True)
