@@ -22,26 +22,8 @@
 #   bash simulations/gpu_issue5.sh --smoke    # the same pipeline on CPU with tiny configs
 set -u -o pipefail
 
-SMOKE=0
-if [[ "${1:-}" == "--smoke" ]]; then
-    SMOKE=1
-elif [[ $# -gt 0 ]]; then
-    echo "usage: bash simulations/gpu_issue5.sh [--smoke]" >&2
-    exit 2
-fi
-
-cd "$(dirname "$0")/.."
-export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-if [[ -z "${OUT:-}" ]]; then
-    if [[ $SMOKE -eq 1 ]]; then
-        OUT="$(mktemp -d)"
-    else
-        echo "OUT is not set (the folder whose files come back)" >&2
-        exit 2
-    fi
-fi
-mkdir -p "$OUT"
+source "$(dirname "$0")/gpu_session.sh"
+gpu_session_start gpu_issue5 "$@"
 
 if [[ $SMOKE -eq 1 ]]; then
     WORK=runs/gpu_issue5_smoke
@@ -63,31 +45,7 @@ else
 fi
 STAGE_OUT="$WORK/out"
 mkdir -p "$STAGE_OUT"
-LOG="$OUT/logs.txt"
-: > "$LOG"
-T0=$(date +%s)
-
-note() {
-    echo "[gpu_issue5 $(( $(date +%s) - T0 ))s] $*" | tee -a "$LOG"
-}
-
-stage() {  # stage NAME SECONDS COMMAND...
-    local name=$1 secs=$2
-    shift 2
-    note "stage $name: timeout ${secs}s: $*"
-    local t=$(date +%s)
-    timeout -k 10 "$secs" "$@" >> "$LOG" 2>&1
-    local rc=$?
-    note "stage $name: exit code $rc after $(( $(date +%s) - t ))s$([[ $rc -eq 124 || $rc -eq 137 ]] && echo ' (TIMED OUT)')"
-    return 0
-}
-
-{
-    echo "host $(hostname), $(date -u +%FT%TZ), smoke=$SMOKE"
-    python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" 2>&1
-    command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
-    git rev-parse HEAD 2>/dev/null || true
-} >> "$LOG"
+gpu_session_header
 
 # Compile and cache the Numba posterior kernels of stage 3 in the background (one core),
 # so that Figure 2's process and its workers load them from the cache.
@@ -154,18 +112,8 @@ else
 fi
 
 # 4. Collect (at most 8 files in $OUT).
-for f in table1.md table1.json fig2_per_mask_error.png fig2_per_mask_error.json \
-         mdm_throughput.json; do
-    if [[ -f "$STAGE_OUT/$f" ]]; then cp "$STAGE_OUT/$f" "$OUT/$f"; else note "missing: $f"; fi
-done
-TARFILES=()
-for f in "$STAGE_OUT"/table1.csv "$STAGE_OUT"/fig2_per_mask_error.csv \
-         "$STAGE_OUT"/mdm_log_nae_20_280.json "$WORK"/table1/*/config.json \
-         "$WORK"/table1/*/log.jsonl "$WORK"/table1/*/table1_eval.json; do
-    [[ -f "$f" ]] && TARFILES+=("$f")
-done
-if [[ ${#TARFILES[@]} -gt 0 ]]; then
-    tar -czf "$OUT/results.tar.gz" "${TARFILES[@]}"
-fi
-note "done in $(( $(date +%s) - T0 ))s; files in $OUT:"
-ls -la "$OUT" | tee -a "$LOG"
+gpu_session_collect "$STAGE_OUT" table1.md table1.json fig2_per_mask_error.png fig2_per_mask_error.json \
+    mdm_throughput.json
+gpu_session_finish "$STAGE_OUT"/table1.csv "$STAGE_OUT"/fig2_per_mask_error.csv \
+    "$STAGE_OUT"/mdm_log_nae_20_280.json "$WORK"/table1/*/config.json "$WORK"/table1/*/log.jsonl \
+    "$WORK"/table1/*/table1_eval.json

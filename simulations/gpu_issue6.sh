@@ -20,26 +20,8 @@
 #   bash simulations/gpu_issue6.sh --smoke    # the same pipeline on CPU: 4x4, tiny, few steps
 set -u -o pipefail
 
-SMOKE=0
-if [[ "${1:-}" == "--smoke" ]]; then
-    SMOKE=1
-elif [[ $# -gt 0 ]]; then
-    echo "usage: bash simulations/gpu_issue6.sh [--smoke]" >&2
-    exit 2
-fi
-
-cd "$(dirname "$0")/.."
-export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-if [[ -z "${OUT:-}" ]]; then
-    if [[ $SMOKE -eq 1 ]]; then
-        OUT="$(mktemp -d)"
-    else
-        echo "OUT is not set (the folder whose files come back)" >&2
-        exit 2
-    fi
-fi
-mkdir -p "$OUT"
+source "$(dirname "$0")/gpu_session.sh"
+gpu_session_start gpu_issue6 "$@"
 
 if [[ $SMOKE -eq 1 ]]; then
     WORK=runs/gpu_issue6_smoke
@@ -55,31 +37,7 @@ else
 fi
 STAGE_OUT="$WORK/out"
 mkdir -p "$STAGE_OUT"
-LOG="$OUT/logs.txt"
-: > "$LOG"
-T0=$(date +%s)
-
-note() {
-    echo "[gpu_issue6 $(( $(date +%s) - T0 ))s] $*" | tee -a "$LOG"
-}
-
-stage() {  # stage NAME SECONDS COMMAND...
-    local name=$1 secs=$2
-    shift 2
-    note "stage $name: timeout ${secs}s: $*"
-    local t=$(date +%s)
-    timeout -k 10 "$secs" "$@" >> "$LOG" 2>&1
-    local rc=$?
-    note "stage $name: exit code $rc after $(( $(date +%s) - t ))s$([[ $rc -eq 124 || $rc -eq 137 ]] && echo ' (TIMED OUT)')"
-    return 0
-}
-
-{
-    echo "host $(hostname), $(date -u +%FT%TZ), smoke=$SMOKE, $(nproc) CPUs"
-    python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" 2>&1
-    command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
-    git rev-parse HEAD 2>/dev/null || true
-} >> "$LOG"
+gpu_session_header
 
 # 1. Tables 2 and 5.
 stage tables "$T_TABLE" python simulations/sudoku_tables.py "${TABLE_ARGS[@]}" \
@@ -90,16 +48,6 @@ stage figure "$T_FIG" python simulations/sudoku_order_figure.py "${FIG_ARGS[@]}"
     --work-dir "$WORK/tables" --out "$STAGE_OUT/sudoku_order"
 
 # 3. Collect (at most 8 files in $OUT).
-for f in sudoku_tables.md sudoku_tables.json sudoku_tables.csv sudoku_order.png \
-         sudoku_order.json; do
-    if [[ -f "$STAGE_OUT/$f" ]]; then cp "$STAGE_OUT/$f" "$OUT/$f"; else note "missing: $f"; fi
-done
-TARFILES=()
-for f in "$WORK"/tables/*/config.json "$WORK"/tables/*/log.jsonl; do
-    [[ -f "$f" ]] && TARFILES+=("$f")
-done
-if [[ ${#TARFILES[@]} -gt 0 ]]; then
-    tar -czf "$OUT/results.tar.gz" "${TARFILES[@]}"
-fi
-note "done in $(( $(date +%s) - T0 ))s; files in $OUT:"
-ls -la "$OUT" | tee -a "$LOG"
+gpu_session_collect "$STAGE_OUT" sudoku_tables.md sudoku_tables.json sudoku_tables.csv \
+    sudoku_order.png sudoku_order.json
+gpu_session_finish "$WORK"/tables/*/config.json "$WORK"/tables/*/log.jsonl
