@@ -336,6 +336,20 @@ def hidden_single(values, cand, n, units, out):
 
 
 @njit(cache=True)
+def _remove_from_unit(cand, units, u, n, m, a, b, c):
+    """Remove the digits ``m`` from the blanks of unit ``u`` other than cells a, b, c
+    (c = -1 for none); True if anything was removed. The elimination step of naked
+    subsets."""
+    hit = False
+    for t in range(n):
+        x = units[u, t]
+        if x != a and x != b and x != c and (cand[x] & m):
+            cand[x] &= ~m
+            hit = True
+    return hit
+
+
+@njit(cache=True)
 def naked_pair(values, cand, n, units, pc):
     """Two blanks of a unit with the same two candidates: remove both digits from the
     unit's other blanks. Applies the first instance that eliminates something."""
@@ -349,13 +363,7 @@ def naked_pair(values, cand, n, units, pc):
                 c2 = units[u, j]
                 if values[c2] != 0 or cand[c2] != m:
                     continue
-                hit = False
-                for t in range(n):
-                    c = units[u, t]
-                    if c != a and c != c2 and (cand[c] & m):
-                        cand[c] &= ~m
-                        hit = True
-                if hit:
+                if _remove_from_unit(cand, units, u, n, m, a, c2, -1):
                     return True
     return False
 
@@ -380,13 +388,7 @@ def naked_triple(values, cand, n, units, pc):
                     m = cand[a] | cand[c2] | cand[c3]
                     if pc[m] != 3:
                         continue
-                    hit = False
-                    for t in range(n):
-                        c = units[u, t]
-                        if c != a and c != c2 and c != c3 and (cand[c] & m):
-                            cand[c] &= ~m
-                            hit = True
-                    if hit:
+                    if _remove_from_unit(cand, units, u, n, m, a, c2, c3):
                         return True
     return False
 
