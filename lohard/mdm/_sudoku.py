@@ -81,7 +81,14 @@ from lohard.mdm._loss import loss_masks
 from lohard.mdm._model import MaskedDiffusionTransformer
 from lohard.mdm._pilearner import PiLearner, PiLearnerConfig
 from lohard.mdm._sampling import DEFAULT_NOISE_SCALE, select_top_k
-from lohard.mdm._train import CKPT_NAME, read_state, select_device, write_state
+from lohard.mdm._train import (
+    CKPT_NAME,
+    RunningLoss,
+    optimiser_step,
+    read_state,
+    select_device,
+    write_state,
+)
 from lohard.sudoku import (
     PuzzleSet,
     arm_tokens,
@@ -579,8 +586,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=f"train {cfg.name}",
                dynamic_ncols=True)
     model.train()
-    running = torch.zeros((), device=device)
-    n_running = 0
+    running = RunningLoss(device)
     done = start
     try:
         for step in range(start, end):
@@ -599,23 +605,14 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
                     tok = torch.from_numpy(batch["tokens"]).to(device, non_blocking=True)
                     pr = torch.from_numpy(batch["prompt"]).to(device, non_blocking=True)
                     loss = arm_sudoku_loss(model, tok, pr)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            running += loss.detach()
-            n_running += 1
+            optimiser_step(model, loss, opt, sched, cfg.grad_clip)
+            running.add(loss)
             done = step + 1
             if cfg.log_every and (done % cfg.log_every == 0 or done == end):
-                value = float(running) / n_running  # the loop's only host sync
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"training loss is {value} at step {done}")
+                value = running.read(done)
                 record({"step": done, "train_loss": value, "lr": sched.get_last_lr()[0],
                         "seconds": seconds + elapsed()})
                 bar.set_postfix(loss=f"{value:.4f}")
-                running.zero_()
-                n_running = 0
             bar.update(1)
             if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
                 save(done)

@@ -347,6 +347,39 @@ class _null:
         return False
 
 
+def optimiser_step(model: torch.nn.Module, loss: torch.Tensor, opt, sched,
+                   grad_clip: float) -> None:
+    """Backward pass, gradient-norm clipping, one optimiser and schedule step, gradients cleared."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+
+
+class RunningLoss:
+    """Mean training loss since the last :meth:`read`, summed on the device.
+
+    Reading it is the training loop's only host sync; a non-finite mean raises.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.total = torch.zeros((), device=device)
+        self.count = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.total += loss.detach()
+        self.count += 1
+
+    def read(self, step: int) -> float:
+        value = float(self.total) / self.count
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training loss is {value} at step {step}")
+        self.total.zero_()
+        self.count = 0
+        return value
+
+
 def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
           stop_after: int | None = None, max_seconds: float | None = None,
           progress: bool = True, log=None) -> TrainResult:
@@ -455,8 +488,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train-mdm",
                dynamic_ncols=True)
     model.train()
-    running = torch.zeros((), device=device)
-    n_running = 0
+    running = RunningLoss(device)
     t0 = time.perf_counter()
     step = start
     try:
@@ -467,23 +499,14 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
             with ctx:
                 loss = mdm_loss(step_model, tokens, kind=cfg.loss, schedule=cfg.schedule,
                                 generator=gen, check=False)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            running += loss.detach()
-            n_running += 1
+            optimiser_step(model, loss, opt, sched, cfg.grad_clip)
+            running.add(loss)
             done = step + 1
             if cfg.log_every and (done % cfg.log_every == 0 or done == end):
-                value = float(running) / n_running  # the only host sync of the loop
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"training loss is {value} at step {done}")
+                value = running.read(done)
                 record({"step": done, "train_loss": value, "lr": sched.get_last_lr()[0],
                         "seconds": time.perf_counter() - t0})
                 bar.set_postfix(loss=f"{value:.4f}")
-                running.zero_()
-                n_running = 0
             if cfg.eval_every and cfg.eval_size and (done % cfg.eval_every == 0
                                                      or done == cfg.steps):
                 record({"step": done, "eval_loss": evaluate(model, dist, cfg, device, use_amp)})
