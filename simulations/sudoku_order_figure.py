@@ -60,14 +60,14 @@ def parse(argv):
     fields = {"box": box, "quick": quick}
     fields.update({k: v for k, v in args.items() if v is not None})
     cfg = Config(**fields)
+    sys.path.insert(0, str(Path(__file__).parent))
+    import sudoku_tables as T
+
     if not cfg.work_dir:
-        cfg.work_dir = f"runs/sudoku_tables_b{cfg.box}" + ("_quick" if quick else "")
+        cfg.work_dir = T.default_work_dir(cfg.box, quick)
     if not cfg.out:
         cfg.out = "figures/sudoku_order" + ("_4x4" if cfg.box == 2 else "")
     if not cfg.n_test:
-        sys.path.insert(0, str(Path(__file__).parent))
-        import sudoku_tables as T
-
         cfg.n_test = T.QUICK[cfg.box]["n_test"] if quick else T.Config().n_test
     return cfg
 

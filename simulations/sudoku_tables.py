@@ -105,6 +105,11 @@ QUICK = {
 }
 
 
+def default_work_dir(box: int, quick: bool) -> str:
+    """Run folder of the tables run (the order figure reads its checkpoint and test sets)."""
+    return f"runs/sudoku_tables_b{box}" + ("_quick" if quick else "")
+
+
 def parse(argv: list[str] | None) -> Config:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
@@ -131,7 +136,7 @@ def parse(argv: list[str] | None) -> Config:
             fields[k] = v
     cfg = Config(**fields)
     if not cfg.work_dir:
-        cfg.work_dir = f"runs/sudoku_tables_b{cfg.box}" + ("_quick" if quick else "")
+        cfg.work_dir = default_work_dir(cfg.box, quick)
     if not cfg.out:
         cfg.out = "figures/sudoku_tables" + ("_4x4" if cfg.box == 2 else "")
     return cfg
