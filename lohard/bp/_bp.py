@@ -318,9 +318,8 @@ def run_bp(
     recomputed exactly by a direct leave-one-out product (in the flooding
     schedule, after the pass, from the messages as they stand then). The
     flooding update is tested against a division-free prefix/suffix reference
-    kernel. Products
-    that vanish for every colour (contradictory evidence) are set to uniform
-    and counted in ``contradictions``.
+    kernel. Products that vanish for every colour (contradictory evidence) are
+    set to uniform and counted in ``contradictions``.
 
     Defaults (see ``default_bp_options``) reproduce the KS transition of
     NAE(3,3) with no tuning: random-sequential, damping 0.3, uniform plus
