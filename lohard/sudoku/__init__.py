@@ -1,5 +1,9 @@
 """Sudoku: puzzle generation and human-strategy rating, token layouts, and BP as an ordering oracle.
 
+Full grids come from a randomised solver (``generate_puzzles``); ``random_symmetry`` draws
+the validity-preserving transforms (band, row, stack and column permutations, transpose,
+digit relabelling), which keep uniqueness and the strategy rating, for augmentation.
+
 No torch here: the MDM/ARM models that use these data live in ``lohard.mdm``.
 """
 
@@ -38,7 +42,7 @@ from lohard.sudoku._encoding import (
     split_mdm_tokens,
     valid_solutions,
 )
-from lohard.sudoku._grid import BOX_SIZES, Topology, topology
+from lohard.sudoku._grid import BOX_SIZES, Symmetry, Topology, random_symmetry, topology
 from lohard.sudoku._solver import (
     HUMAN_STRATEGIES,
     STRATEGIES,
@@ -56,6 +60,8 @@ __all__ = [
     "BOX_SIZES",
     "Topology",
     "topology",
+    "Symmetry",
+    "random_symmetry",
     "STRATEGIES",
     "HUMAN_STRATEGIES",
     "strategy_code",

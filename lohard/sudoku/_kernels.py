@@ -336,14 +336,14 @@ def hidden_single(values, cand, n, units, out):
 
 
 @njit(cache=True)
-def _remove_from_unit(cand, units, u, n, m, a, b, c):
-    """Remove the digits ``m`` from the blanks of unit ``u`` other than cells a, b, c
-    (c = -1 for none); True if anything was removed. The elimination step of naked
-    subsets."""
+def _remove_from_unit(cand, units, u, n, m, a, b, c, e):
+    """Remove the digits ``m`` from the blanks of unit ``u`` other than cells a, b, c, e
+    (-1 for none); True if anything was removed. The elimination step of naked subsets
+    (and of unique rectangle type 3)."""
     hit = False
     for t in range(n):
         x = units[u, t]
-        if x != a and x != b and x != c and (cand[x] & m):
+        if x != a and x != b and x != c and x != e and (cand[x] & m):
             cand[x] &= ~m
             hit = True
     return hit
@@ -363,7 +363,7 @@ def naked_pair(values, cand, n, units, pc):
                 c2 = units[u, j]
                 if values[c2] != 0 or cand[c2] != m:
                     continue
-                if _remove_from_unit(cand, units, u, n, m, a, c2, -1):
+                if _remove_from_unit(cand, units, u, n, m, a, c2, -1, -1):
                     return True
     return False
 
@@ -388,7 +388,7 @@ def naked_triple(values, cand, n, units, pc):
                     m = cand[a] | cand[c2] | cand[c3]
                     if pc[m] != 3:
                         continue
-                    if _remove_from_unit(cand, units, u, n, m, a, c2, c3):
+                    if _remove_from_unit(cand, units, u, n, m, a, c2, c3, -1):
                         return True
     return False
 
@@ -504,6 +504,36 @@ def _ur_type2(cand, n, values, cell_units, pair, r1, r2):
 
 
 @njit(cache=True)
+def _ur_type3(cand, n, values, units, cell_units, pc, pair, r1, r2):
+    """Type 3: the roof's extras E = (r1 | r2) minus the pair act as one cell, since one
+    roof cell must hold a digit of E. In a unit holding both roof cells, if E and the
+    candidates of j = 1 or 2 other blanks make up exactly j + 1 digits S (a naked pair
+    or triple with the roof), remove S from the unit's remaining blanks."""
+    extra = (cand[r1] | cand[r2]) & ~pair
+    for t in range(3):
+        u = cell_units[r1, t]
+        if u != cell_units[r2, t]:
+            continue
+        for i in range(n):
+            x1 = units[u, i]
+            if x1 == r1 or x1 == r2 or values[x1] != 0:
+                continue
+            s1 = extra | cand[x1]
+            if pc[s1] > 3:
+                continue
+            if pc[s1] == 2 and _remove_from_unit(cand, units, u, n, s1, r1, r2, x1, -1):
+                return True
+            for j in range(i + 1, n):
+                x2 = units[u, j]
+                if x2 == r1 or x2 == r2 or values[x2] != 0:
+                    continue
+                s2 = s1 | cand[x2]
+                if pc[s2] == 3 and _remove_from_unit(cand, units, u, n, s2, r1, r2, x1, x2):
+                    return True
+    return False
+
+
+@njit(cache=True)
 def _ur_type4(cand, n, values, units, cell_units, pair, r1, r2):
     """Type 4: in a unit holding both roof cells, digit a of the pair fits only there:
     one of them is a, so neither can be b; remove b from both."""
@@ -532,7 +562,7 @@ def _ur_type4(cand, n, values, units, cell_units, pair, r1, r2):
 
 @njit(cache=True)
 def unique_rectangle(values, cand, n, b, units, cell_units, pc):
-    """Unique rectangle, types 1, 2 and 4. First instance found, checked in that order per
+    """Unique rectangle, types 1 to 4. First instance found, checked in that order per
     rectangle.
 
     The corners are four blanks on two rows, two columns and two boxes, and each holds
@@ -543,6 +573,10 @@ def unique_rectangle(values, cand, n, b, units, cell_units, pc):
     * type 2: two corners ("floor") are exactly {a, b}; the other two ("roof", on one
       row or column) are both exactly {a, b, z}: remove z from every blank seeing
       both roof cells;
+    * type 3: floor as in type 2; one roof cell must hold a digit of the roof's extras
+      E, so the roof acts as one cell with candidates E; with j = 1 or 2 other blanks
+      of a unit holding both roof cells it forms a naked subset of j + 1 digits S:
+      remove S from the unit's other blanks;
     * type 4: floor as in type 2; in a unit holding both roof cells, a fits only in
       the roof: remove b from both roof cells.
     """
@@ -593,6 +627,8 @@ def unique_rectangle(values, cand, n, b, units, cell_units, pc):
                         if x // n != y // n and x % n != y % n:
                             continue
                         if _ur_type2(cand, n, values, cell_units, m, x, y):
+                            return True
+                        if _ur_type3(cand, n, values, units, cell_units, pc, m, x, y):
                             return True
                         if _ur_type4(cand, n, values, units, cell_units, m, x, y):
                             return True

@@ -235,7 +235,7 @@ def rate_puzzles(puzzles, *, search: bool = True, strategies: str = "unique rect
     strategies : str
         The hardest strategy allowed; strategies are tried in the order of
         :data:`STRATEGIES`: naked single, hidden single, naked pair, naked triple,
-        locked candidate (pointing and claiming), XY-wing, unique rectangle (types 1, 2 and 4).
+        locked candidate (pointing and claiming), XY-wing, unique rectangle (types 1 to 4).
     jobs : int, optional
         Numba threads (1: serial kernel); results do not depend on it.
 

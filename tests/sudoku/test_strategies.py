@@ -147,6 +147,51 @@ def test_unique_rectangle_type2():
         assert not S.apply_strategy(_ur_floor_and_roof(extras), "unique rectangle")[0]
 
 
+def test_unique_rectangle_type3_pair():
+    # roof extras {5} and {6}; r2c8 (cell 16) = {5, 6}: with the roof's "virtual cell" {5, 6}
+    # a naked pair in row 2
+    c = _ur_floor_and_roof(([5], [6]))
+    setc(c, 1, 7, [5, 6])
+    ok, after = S.apply_strategy(c, "unique rectangle")
+    assert ok
+    assert eliminated(c, after) == {(cell, d) for cell in (10, 11, 13, 14, 15, 17)
+                                    for d in (5, 6)}
+    # {5, 7} instead of {5, 6}: three digits with one cell, no pair
+    c = _ur_floor_and_roof(([5], [6]))
+    setc(c, 1, 7, [5, 7])
+    assert not S.apply_strategy(c, "unique rectangle")[0]
+
+
+def test_unique_rectangle_type3_triple():
+    # roof extras {5, 6} (both roof cells); r2c7 = {5, 7}, r2c8 = {6, 7}: naked triple
+    c = _ur_floor_and_roof(([5, 6], [5, 6]))
+    setc(c, 1, 6, [5, 7])
+    setc(c, 1, 7, [6, 7])
+    ok, after = S.apply_strategy(c, "unique rectangle")
+    assert ok
+    assert eliminated(c, after) == {(cell, d) for cell in (10, 11, 13, 14, 17)
+                                    for d in (5, 6, 7)}
+    # a third helper cell would make four digits: nothing
+    c = _ur_floor_and_roof(([5, 6], [5, 6]))
+    setc(c, 1, 6, [5, 7])
+    setc(c, 1, 7, [6, 8])
+    assert not S.apply_strategy(c, "unique rectangle")[0]
+
+
+def test_unique_rectangle_type3_in_the_roofs_box():
+    # roof r1c1 (cell 0), r2c1 (cell 9) share column 1 and box 1; floor r1c4, r2c4
+    c = full()
+    for cell in (3, 12):
+        setc(c, cell // n, cell % n, [1, 2])
+    setc(c, 0, 0, [1, 2, 5])
+    setc(c, 1, 0, [1, 2, 6])
+    setc(c, 2, 2, [5, 6])  # r3c3 (cell 20): box 1 only
+    ok, after = S.apply_strategy(c, "unique rectangle")
+    assert ok
+    assert eliminated(c, after) == {(cell, d) for cell in (1, 2, 10, 11, 18, 19)
+                                    for d in (5, 6)}
+
+
 def test_unique_rectangle_type4():
     c = _ur_floor_and_roof(([5], [6]))
     c[[10, 11, 13, 14, 15, 16, 17], 0] = False  # in row 2, digit 1 fits only in the roof
@@ -218,3 +263,44 @@ def test_unique_rectangle_never_removes_the_solution(mixed9, hard9):
                 blank = np.flatnonzero(vals == 0)
                 assert cand[blank, sol[blank] - 1].all()
     assert applied >= 5, applied
+
+
+def _rectangles_with_line_roof(vals, cand):
+    """(pair, roof cell, roof cell) of every rectangle of blanks over two boxes whose floor
+    is exactly one pair and whose roof, on one row or column, holds more than it."""
+    for r1 in range(n):
+        for r2 in range(r1 + 1, n):
+            for c1 in range(n):
+                for c2 in range(c1 + 1, n):
+                    if (r1 // 3 == r2 // 3) == (c1 // 3 == c2 // 3):
+                        continue
+                    cells = [r1 * n + c1, r1 * n + c2, r2 * n + c1, r2 * n + c2]
+                    if vals[cells].any():
+                        continue
+                    for m in {int(cand[c]) for c in cells if bin(cand[c]).count("1") == 2}:
+                        roof = [c for c in cells if cand[c] != m]
+                        if len(roof) == 2 and all((cand[c] & m) == m for c in cells) \
+                                and (roof[0] // n == roof[1] // n or roof[0] % n == roof[1] % n):
+                            yield m, roof[0], roof[1]
+
+
+def test_unique_rectangle_type3_keeps_the_solution_on_real_puzzles():
+    # From the positions where the strategies up to XY-wing stall on 400 hard puzzles,
+    # every type-3 elimination on every rectangle keeps the solution's digits; it must
+    # apply somewhere (about one hard puzzle in 40 has one).
+    topo = topology(3)
+    hard = S.generate_puzzles(400, difficulty="hard", rng=11, jobs=1)
+    fired = 0
+    for p, sol in zip(hard.puzzles, hard.solutions, strict=True):
+        vals = S.rate(p, search=False, strategies="xy-wing").solution.astype(np.int64)
+        cand = np.zeros(N, np.int64)
+        for c in np.flatnonzero(vals == 0):
+            seen = vals[topo.peers[c]]
+            cand[c] = ((1 << n) - 1) & ~np.bitwise_or.reduce(1 << (seen[seen > 0] - 1))
+        blank = np.flatnonzero(vals == 0)
+        for m, x, y in _rectangles_with_line_roof(vals, cand):
+            after = cand.copy()
+            if K._ur_type3(after, n, vals, topo.units, topo.cell_units, topo.pc, m, x, y):
+                fired += 1
+                assert ((after[blank] >> (sol[blank] - 1)) & 1).all()
+    assert fired >= 3, fired
