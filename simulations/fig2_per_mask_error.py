@@ -460,6 +460,13 @@ def write_csv(result: dict, path: Path) -> None:
 
 
 # -- main ----------------------------------------------------------------------------------
+def check_ells(ells, n_latent: int) -> None:
+    """Every requested l must lie in [0, N]; checked before any training."""
+    bad = [e for e in (ells or ()) if not 0 <= e <= n_latent]
+    if bad:
+        raise SystemExit(f"--ells: l must lie in [0, N = {n_latent}], got {bad[0]}")
+
+
 def get_model(cfg: Fig2Config, device, say):
     """The checkpoint to measure: ``--checkpoint``, or one trained here."""
     from lohard.mdm import TrainConfig, load_checkpoint, model_config, resolve_distribution
@@ -468,6 +475,7 @@ def get_model(cfg: Fig2Config, device, say):
     if cfg.checkpoint:
         return load_checkpoint(cfg.checkpoint, device=device), None
     dist = resolve_distribution(cfg.dist, seed=cfg.dist_seed)
+    check_ells(cfg.ells, dist.n_latent)
     mcfg = model_config(cfg.model)
     overrides = {} if mcfg.max_seq_len >= dist.length else {"max_seq_len": dist.length}
     steps = cfg.train_steps
@@ -501,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     device = select_device(cfg.device)
     ckpt, trained_here = get_model(cfg, device, say)
     dist = ckpt.dist
+    check_ells(cfg.ells, dist.n_latent)
     proxy = None
     if cfg.proxy_checkpoint:
         proxy = load_checkpoint(cfg.proxy_checkpoint, device=device, dist=dist)

@@ -153,6 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     h_tok = lo_entropy(dist) / L
     mdm = load_mdm_log(cfg.mdm_log)
     digest = dist_digest(dist)
+    # Names are checked before the first model trains.
+    try:
+        for size in cfg.sizes:
+            pilearner_config(size, dist)
+        for order in cfg.orders:
+            if order not in ("natural", "uniform") and n_swaps_for(order, L) is None:
+                raise ValueError(f"unknown order {order!r}; choose natural, closer-sqrt, "
+                                 f"closer-tenth, closer:K or uniform")
+    except ValueError as err:
+        raise SystemExit(f"pilearner_likelihood: {err}") from None
     print(f"{dist}: exact entropy {h_tok:.4f} nats per token; orders {cfg.orders}, "
           f"sizes {cfg.sizes}, {cfg.steps} steps of {cfg.batch_size}")
     results = []

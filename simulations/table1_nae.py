@@ -211,6 +211,15 @@ def parse(argv: list[str] | None) -> Table1Config:
     cfg = Table1Config(**fields)
     if cfg.time_budget_min is not None and not cfg.time_budget_min > 0:
         raise SystemExit(f"--time-budget-min must be > 0, got {cfg.time_budget_min}")
+    # Checked here, before any training spends the budget.
+    for name, low in (("steps", 1), ("batch_size", 1), ("num_samples", 2), ("sample_steps", 1),
+                      ("sample_batch", 1), ("eval_points", 1), ("eval_size", 1),
+                      ("calibration_steps", 1), ("min_steps", 1)):
+        val = getattr(cfg, name)
+        if val is not None and val < low:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= {low}, got {val}")
+    if not (cfg.noise_scale >= 0 and math.isfinite(cfg.noise_scale)):
+        raise SystemExit(f"--noise-scale must be finite and >= 0, got {cfg.noise_scale}")
     return cfg
 
 
@@ -244,7 +253,8 @@ def train_config(cfg: Table1Config, spec: str, length: int, steps: int, *,
 def run_dir_for(cfg: Table1Config, spec: str) -> Path:
     """Run folder of one preset; the hash covers every field that shapes the training."""
     key = json.dumps([spec, cfg.dist_seed, cfg.model, cfg.learned_pos, cfg.batch_size, cfg.lr,
-                      cfg.min_lr, cfg.warmup_steps, cfg.seed, cfg.eval_points, cfg.eval_size])
+                      cfg.min_lr, cfg.warmup_steps, cfg.seed, cfg.eval_points, cfg.eval_size,
+                      cfg.amp])
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return Path(cfg.work_dir) / f"{spec}_{cfg.model}_{digest}"
 

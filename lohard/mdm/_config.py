@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 
@@ -54,8 +55,10 @@ class MDMConfig:
         if (self.d_model // self.n_heads) % 2:
             raise ValueError(f"RoPE needs an even head dimension, got d_model / n_heads = "
                              f"{self.d_model // self.n_heads}")
-        if not self.mlp_ratio > 0:
-            raise ValueError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
+        for key in ("mlp_ratio", "rope_base", "norm_eps"):
+            val = getattr(self, key)
+            if not (val > 0 and math.isfinite(val)):
+                raise ValueError(f"{key} must be finite and > 0, got {val}")
         if self.vocab_size is not None and (int(self.vocab_size) != self.vocab_size
                                             or self.vocab_size < 2):
             raise ValueError(f"vocab_size must be None or an integer >= 2, got {self.vocab_size}")

@@ -186,7 +186,15 @@ def _initial(model, num, prompt, length, device) -> torch.Tensor:
         if int(num) != num or num < 0:
             raise ValueError(f"num must be an integer >= 0, got {num}")
         return torch.full((int(num), n), model.mask_id, dtype=torch.int64, device=device)
+    if num is not None and (int(num) != num or num < 0):
+        raise ValueError(f"num must be an integer >= 0, got {num}")
     p = torch.as_tensor(prompt, device=device)
+    if p.ndim not in (1, 2):
+        raise ValueError(f"a prompt is one sequence (L,) or a batch (B, L), got shape "
+                         f"{tuple(p.shape)}")
+    if length is not None and int(length) != p.shape[-1]:
+        raise ValueError(f"length = {length} disagrees with the prompt's length "
+                         f"L = {p.shape[-1]} (give one or the other)")
     if p.ndim == 1:
         p = p[None].expand(1 if num is None else int(num), -1)
     elif num is not None and int(num) != p.shape[0]:
@@ -219,9 +227,14 @@ def _sample_batch(model, x, sampler, steps, schedule, k_mode, noise, noise_scale
                 continue
         with amp_ctx:
             logits = model(x)
-        logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-        # Gumbel-max: an exact draw from softmax(logp), zero-probability values never win.
-        values = (logp + _gumbel(logp.shape, gen, device)).argmax(dim=-1)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        if bool(torch.isnan(logp).any()):
+            raise FloatingPointError(f"the model gave NaN log-probabilities at reverse step "
+                                     f"{j + 1} of {steps} (non-finite weights or inputs)")
+        # The position scores use p_theta itself; only the value draws are tempered.
+        logq = logp if temperature == 1.0 else torch.log_softmax(logp / temperature, dim=-1)
+        # Gumbel-max: an exact draw from softmax(logq), zero-probability values never win.
+        values = (logq + _gumbel(logq.shape, gen, device)).argmax(dim=-1)
         if sampler != "vanilla":
             count = masked.sum(dim=1)
             if k_mode == "deterministic":

@@ -84,6 +84,8 @@ from lohard.mdm._sampling import DEFAULT_NOISE_SCALE, select_top_k
 from lohard.mdm._train import (
     CKPT_NAME,
     RunningLoss,
+    check_finite_parameters,
+    open_log,
     optimiser_step,
     read_state,
     select_device,
@@ -428,13 +430,14 @@ class SudokuModel:
 
 
 def _save(path: Path, *, model, opt, sched, step, cfg, data_hash, history, seconds,
-          gpu_seconds, device) -> Path:
+          gpu_seconds, device, running=None) -> Path:
     state = {
         "format": CKPT_FORMAT, "format_version": CKPT_VERSION,
         "model": model.state_dict(), "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(), "step": int(step), "config": cfg.to_dict(),
         "model_shape": _model_shape(model), "seed": cfg.seed, "data_hash": data_hash,
-        "history": to_jsonable(history), "train_seconds": float(seconds),
+        "history": to_jsonable(history), "running_loss": running or {},
+        "train_seconds": float(seconds),
         "gpu_seconds": float(gpu_seconds), "device": device,
         "provenance": provenance(cfg.to_dict(), cfg.seed),
     }
@@ -452,6 +455,10 @@ def load_sudoku_model(path: str | os.PathLike, *,
     cfg = SudokuTrainConfig(**state["config"])
     model = build_sudoku_model(cfg)
     model.load_state_dict(state["model"])
+    try:
+        check_finite_parameters(model, str(path))
+    except FloatingPointError as err:
+        raise ValueError(f"{err}; refusing to load it") from None
     model.to(select_device(device)).eval()
     return SudokuModel(model=model, config=cfg, step=int(state["step"]),
                        history=list(state.get("history", [])), data_hash=state["data_hash"],
@@ -508,6 +515,8 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         ``finished`` is False when stopped early.
     """
     cfg = config
+    if stop_after is not None and (int(stop_after) != stop_after or stop_after < 1):
+        raise ValueError(f"stop_after must be an integer >= 1 (total steps), got {stop_after}")
     if puzzles.box != cfg.box:
         raise ValueError(f"the puzzles have box b = {puzzles.box}, the config asks for "
                          f"b = {cfg.box}")
@@ -528,7 +537,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
                             betas=cfg.betas)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
     history: list[dict[str, Any]] = []
-    start, seconds, gpu_seconds, devices = 0, 0.0, 0.0, []
+    start, seconds, gpu_seconds, devices, running_state = 0, 0.0, 0.0, [], {}
     if ckpt_path.exists() and not resume:
         raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, or "
                          f"choose another output folder")
@@ -551,6 +560,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         history = list(state.get("history", []))
         seconds, gpu_seconds = float(state["train_seconds"]), float(state["gpu_seconds"])
         devices = [d for d in str(state["device"]).split(",") if d]
+        running_state = state.get("running_loss") or {}
     if str(device) not in devices:
         devices.append(str(device))
     atomic_write_json(out / "config.json", {
@@ -560,7 +570,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
     end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
     gen = torch.Generator(device=device)
     out.mkdir(parents=True, exist_ok=True)
-    logf = open(out / "log.jsonl", "a", encoding="utf-8")
+    logf = open_log(out / "log.jsonl", history)
 
     def record(entry: dict) -> None:
         history.append(entry)
@@ -577,16 +587,18 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         return time.perf_counter() - t_session
 
     def save(step: int) -> None:
+        running.check(step)
+        check_finite_parameters(model, f"step {step}")
         dt = elapsed()
         _save(ckpt_path, model=model, opt=opt, sched=sched, step=step, cfg=cfg,
               data_hash=data_hash, history=history, seconds=seconds + dt,
               gpu_seconds=gpu_seconds + (dt if device.type == "cuda" else 0.0),
-              device=",".join(devices))
+              device=",".join(devices), running=running.state())
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=f"train {cfg.name}",
                dynamic_ncols=True)
     model.train()
-    running = RunningLoss(device)
+    running = RunningLoss(device, running_state)
     done = start
     try:
         for step in range(start, end):
@@ -608,7 +620,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
             optimiser_step(model, loss, opt, sched, cfg.grad_clip)
             running.add(loss)
             done = step + 1
-            if cfg.log_every and (done % cfg.log_every == 0 or done == end):
+            if cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps):
                 value = running.read(done)
                 record({"step": done, "train_loss": value, "lr": sched.get_last_lr()[0],
                         "seconds": seconds + elapsed()})
@@ -689,6 +701,8 @@ def _gumbel(shape, generator, device) -> torch.Tensor:
 def _digit_logp(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """log p over the digits 1..n (column v-1 for digit v), value 0 excluded."""
     x = logits[..., 1:].float()
+    if bool(torch.isnan(x).any()):
+        raise FloatingPointError("the model gave NaN logits (non-finite weights or inputs)")
     return torch.log_softmax(x / (temperature if temperature > 0 else 1.0), dim=-1)
 
 
@@ -882,6 +896,8 @@ def arm_decode(model: PiLearner, puzzles, *, box: int | None = None, batch_size:
                 with ctx:
                     logits = model.forward_steps(inp, in_pos_all[:, :t + 1],
                                                  tgt_all[:, :t + 1])[:, t].float()
+                if bool(torch.isnan(logits).any()):
+                    raise FloatingPointError("the ARM gave NaN logits (non-finite weights)")
                 logits = logits.masked_fill(~allowed[t % 3], -math.inf)
                 pred = logits.argmax(dim=-1)
                 x[:, t] = torch.where(t >= pr, pred, x[:, t])

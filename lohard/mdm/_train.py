@@ -24,6 +24,9 @@ from lohard.mdm._config import MDMConfig, TrainConfig, model_config
 from lohard.mdm._loss import mdm_loss
 from lohard.mdm._model import MaskedDiffusionTransformer, build_model
 
+#: TrainConfig fields a resumed run may change: they do not touch the arithmetic.
+RESUMABLE_CHANGES = ("device", "compile", "log_every", "ckpt_every")
+
 #: Checkpoint file format; bump the version on any incompatible change.
 CKPT_FORMAT = "lohard.mdm.checkpoint"
 CKPT_VERSION = 1
@@ -182,7 +185,7 @@ class Checkpoint:
 
 
 def _save_checkpoint(path: Path, *, model, opt, sched, step, mcfg, tcfg, dist, dist_hash,
-                     history) -> Path:
+                     history, running=None) -> Path:
     state = {
         "format": CKPT_FORMAT, "format_version": CKPT_VERSION,
         "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -194,7 +197,7 @@ def _save_checkpoint(path: Path, *, model, opt, sched, step, mcfg, tcfg, dist, d
         "distribution_npz": torch.frombuffer(bytearray(_dist_bytes(dist)), dtype=torch.uint8),
         "distribution_hash": dist_hash,
         "distribution": to_jsonable(dist.header()),
-        "history": to_jsonable(history),
+        "history": to_jsonable(history), "running_loss": running or {},
         "provenance": provenance({"train": tcfg.to_dict(), "model": mcfg.to_dict()},
                                  tcfg.seed),
     }
@@ -271,6 +274,10 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     tcfg = TrainConfig(**state["train_config"])
     model = build_model(mcfg, stored)
     model.load_state_dict(state["model"])
+    try:
+        check_finite_parameters(model, str(path))
+    except FloatingPointError as err:
+        raise ValueError(f"{err}; refusing to load it") from None
     model.to(select_device(device)).eval()
     return Checkpoint(model=model, dist=stored, model_config=mcfg, train_config=tcfg,
                       step=int(state["step"]), seed=int(state["seed"]), dist_hash=h,
@@ -358,26 +365,62 @@ def optimiser_step(model: torch.nn.Module, loss: torch.Tensor, opt, sched,
 
 
 class RunningLoss:
-    """Mean training loss since the last :meth:`read`, summed on the device.
+    """Mean training loss since the last :meth:`read`, summed on the device, and a flag
+    that every loss so far was finite.
 
-    Reading it is the training loop's only host sync; a non-finite mean raises.
+    :meth:`read` and :meth:`check` are the training loop's only host syncs; both raise
+    ``FloatingPointError`` once a loss was not finite. :meth:`state` goes into
+    checkpoints, so that a resumed run logs the same means as an uninterrupted one.
     """
 
-    def __init__(self, device: torch.device) -> None:
-        self.total = torch.zeros((), device=device)
-        self.count = 0
+    def __init__(self, device: torch.device, state: dict | None = None) -> None:
+        state = state or {}
+        self.total = torch.tensor(float(state.get("total", 0.0)), device=device)
+        self.count = int(state.get("count", 0))
+        self.finite = torch.ones((), dtype=torch.bool, device=device)
 
     def add(self, loss: torch.Tensor) -> None:
-        self.total += loss.detach()
+        loss = loss.detach()
+        self.total += loss
         self.count += 1
+        self.finite &= torch.isfinite(loss)
+
+    def check(self, step: int) -> None:
+        """Raise if any loss up to ``step`` was not finite (the run diverged)."""
+        if not bool(self.finite):
+            raise FloatingPointError(f"the training loss was not finite at some step up to "
+                                     f"{step}: the run diverged (lower the learning rate)")
 
     def read(self, step: int) -> float:
         value = float(self.total) / self.count
         if not math.isfinite(value):
             raise FloatingPointError(f"training loss is {value} at step {step}")
+        self.check(step)
         self.total.zero_()
         self.count = 0
         return value
+
+    def state(self) -> dict:
+        return {"total": float(self.total), "count": self.count}
+
+
+def check_finite_parameters(model: torch.nn.Module, where: str) -> None:
+    """Raise ``FloatingPointError`` naming the first parameter holding NaN or inf."""
+    flags = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).cpu()
+    if not bool(flags.all()):
+        names = [n for n, _ in model.named_parameters()]
+        bad = names[int((~flags).nonzero()[0])]
+        raise FloatingPointError(f"{where}: parameter {bad!r} holds non-finite values "
+                                 f"(the run diverged)")
+
+
+def open_log(path: Path, history: list):
+    """``log.jsonl`` for appending, first rewritten (atomically) to hold exactly ``history``:
+    entries logged after the last checkpoint of an interrupted run are dropped, so a
+    resumed run's log equals an uninterrupted one's."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(
+        "".join(json.dumps(to_jsonable(e)) + "\n" for e in history), encoding="utf-8"))
+    return open(path, "a", encoding="utf-8")
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
@@ -397,12 +440,14 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
         Run folder: ``checkpoint.pt`` (atomic), ``config.json`` and ``log.jsonl``.
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` if it exists (else start fresh); its
-        distribution (hash), model config, seed and total steps must agree with
-        ``config``. Without ``resume`` an existing checkpoint is an error (no
-        silent overwrite).
+        distribution (hash), model config and every training setting except those in
+        ``RESUMABLE_CHANGES`` (device, compile, log_every, ckpt_every) must agree with
+        ``config``. ``log.jsonl`` is rewritten from the checkpoint's history. Without
+        ``resume`` an existing checkpoint is an error (no silent overwrite).
     stop_after : int, optional
         Stop (with a checkpoint) once this many total steps are done, keeping the
-        schedule of ``config.steps``: simulates preemption.
+        schedule of ``config.steps``: simulates preemption. A checkpoint already at or
+        past it is left as it is.
     max_seconds : float, optional
         Wall-clock budget of this call: after the first step that ends past it,
         save a checkpoint and return with ``finished=False`` (resume continues
@@ -422,8 +467,13 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
         Model config not fitting the data (length, vocabulary), CUDA requested but
         absent, checkpoint from another distribution/config, or existing checkpoint
         without ``resume``.
+    FloatingPointError
+        The run diverged: a non-finite training or held-out loss, or non-finite
+        parameters at a checkpoint (no checkpoint holding them is written).
     """
     cfg = config
+    if stop_after is not None and (int(stop_after) != stop_after or stop_after < 1):
+        raise ValueError(f"stop_after must be an integer >= 1 (total steps), got {stop_after}")
     out = Path(out_dir)
     ckpt_path = out / CKPT_NAME
     device = select_device(cfg.device)
@@ -437,6 +487,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
     opt, sched = _optimizer(model, cfg)
     history: list[dict[str, Any]] = []
     start = 0
+    running_state: dict = {}
     if ckpt_path.exists() and not resume:
         raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, or "
                          f"choose another output folder")
@@ -456,6 +507,13 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
             raise ValueError(f"{ckpt_path} follows a schedule of "
                              f"{state['train_config']['steps']} steps; resume with the same "
                              f"steps (got {cfg.steps})")
+        saved = TrainConfig(**state["train_config"]).to_dict()
+        diff = {k: (saved[k], v) for k, v in cfg.to_dict().items()
+                if k not in RESUMABLE_CHANGES and to_jsonable(saved[k]) != to_jsonable(v)}
+        if diff:
+            raise ValueError(f"{ckpt_path} was trained with other settings; a resumed run must "
+                             f"keep them (only {', '.join(RESUMABLE_CHANGES)} may change). "
+                             f"Differing fields (checkpoint, asked): {diff}")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -464,15 +522,20 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
             torch.cuda.set_rng_state_all(state["rng"]["torch_cuda"])
         start = int(state["step"])
         history = list(state.get("history", []))
+        running_state = state.get("running_loss") or {}
     atomic_write_json(out / "config.json", {
         **provenance({"train": cfg.to_dict(), "model": mcfg.to_dict()}, cfg.seed),
         "distribution": dist.header(), "distribution_hash": dist_hash,
         "n_params": model.n_params, "device": str(device)})
 
-    step_model = torch.compile(model) if cfg.compile else model
     end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
+    if end <= start:  # already at or past stop_after: nothing to do, the checkpoint stays
+        model.eval()
+        return TrainResult(model=model, dist=dist, step=start, history=history,
+                           checkpoint=ckpt_path, finished=start == cfg.steps)
+    step_model = torch.compile(model) if cfg.compile else model
     gen = torch.Generator(device=device)
-    logf = open(out / "log.jsonl", "a", encoding="utf-8")
+    logf = open_log(out / "log.jsonl", history)
 
     def record(entry: dict) -> None:
         history.append(entry)
@@ -482,13 +545,16 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
             log(entry)
 
     def save(step: int) -> None:
+        running.check(step)
+        check_finite_parameters(model, f"step {step}")
         _save_checkpoint(ckpt_path, model=model, opt=opt, sched=sched, step=step, mcfg=mcfg,
-                         tcfg=cfg, dist=dist, dist_hash=dist_hash, history=history)
+                         tcfg=cfg, dist=dist, dist_hash=dist_hash, history=history,
+                         running=running.state())
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train-mdm",
                dynamic_ncols=True)
     model.train()
-    running = RunningLoss(device)
+    running = RunningLoss(device, running_state)
     t0 = time.perf_counter()
     step = start
     try:
@@ -502,14 +568,18 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
             optimiser_step(model, loss, opt, sched, cfg.grad_clip)
             running.add(loss)
             done = step + 1
-            if cfg.log_every and (done % cfg.log_every == 0 or done == end):
+            if cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps):
                 value = running.read(done)
                 record({"step": done, "train_loss": value, "lr": sched.get_last_lr()[0],
                         "seconds": time.perf_counter() - t0})
                 bar.set_postfix(loss=f"{value:.4f}")
             if cfg.eval_every and cfg.eval_size and (done % cfg.eval_every == 0
                                                      or done == cfg.steps):
-                record({"step": done, "eval_loss": evaluate(model, dist, cfg, device, use_amp)})
+                value = evaluate(model, dist, cfg, device, use_amp)
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"held-out loss is {value} at step {done}: the "
+                                             f"run diverged (lower the learning rate)")
+                record({"step": done, "eval_loss": value})
             if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
                 save(done)
             bar.update(1)

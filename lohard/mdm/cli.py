@@ -130,6 +130,8 @@ def evaluate_samplers(ckpt, samplers, *, num: int, steps: int = 50, schedule: st
     """
     from lohard.lo import save_samples
 
+    if int(num) != num or num < 1:
+        raise ValueError(f"num (sequences per sampler) must be an integer >= 1, got {num}")
     dist = ckpt.dist
     results = {}
     for name in samplers:
@@ -144,8 +146,11 @@ def evaluate_samplers(ckpt, samplers, *, num: int, steps: int = 50, schedule: st
                          "seconds": elapsed}
         if save_dir:
             save_samples(Path(save_dir) / f"samples_{name}.npz", dist, tokens, seed=seed,
-                         config={"sampler": name, "steps": steps, "k_mode": k_mode,
-                                 "noise": noise, "noise_scale": noise_scale})
+                         config={"sampler": name, "steps": steps, "schedule": schedule,
+                                 "k_mode": k_mode, "noise": noise, "noise_scale": noise_scale,
+                                 "batch_size": batch_size, "checkpoint": str(ckpt.path),
+                                 "checkpoint_step": ckpt.step,
+                                 "distribution_hash": ckpt.dist_hash})
     return results
 
 

@@ -139,6 +139,11 @@ def test_table1_presets_and_planning_errors(table1):
     assert table1.measured_rate([{"step": 10, "seconds": 5.0}, {"step": 30, "seconds": 7.0}]) \
         == pytest.approx(10.0)
     assert table1.measured_rate([{"step": 10, "seconds": 5.0}]) is None
+    # sampling settings are checked before any training spends the budget
+    for flag, val in (("--sample-steps", "0"), ("--num-samples", "1"), ("--sample-batch", "0"),
+                      ("--noise-scale", "-1"), ("--noise-scale", "nan")):
+        with pytest.raises(SystemExit, match=flag):
+            table1.parse(["--quick", flag, val])
 
 
 # -- Figure 2 ------------------------------------------------------------------------------
@@ -226,7 +231,7 @@ def test_fig2_main_on_a_checkpoint(fig2, tmp_path):
 
 
 # -- throughput benchmark ------------------------------------------------------------------
-def test_throughput_quick_reports_ratio(bench, tmp_path):
+def test_throughput_quick_reports_ratio(bench, tmp_path, monkeypatch):
     out = tmp_path / "bench.json"
     assert bench.main(["--quick", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
@@ -239,6 +244,13 @@ def test_throughput_quick_reports_ratio(bench, tmp_path):
         res["lohard"]["tokens_per_second"] / res["eager"]["tokens_per_second"])
     fpt = data["flops_per_token"]
     cfg = model_config("tiny")
+    # a failed reference variant leaves lohard's result in place
+    def broken(*args, **kwargs):
+        raise RuntimeError("eager loop failed")
+    monkeypatch.setattr(bench, "plain_loop", broken)
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["results"]
+    assert "error" in res["eager"] and res["lohard"]["tokens_per_second"] > 0
     assert fpt["attention"] == 12 * cfg.n_layers * cfg.d_model * data["L"]
     assert fpt["total"] == 6 * fpt["n_params_nonembedding"] + fpt["attention"]
 

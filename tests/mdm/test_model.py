@@ -54,6 +54,10 @@ def test_bad_configs_are_rejected():
         model_config("tiny", n_heads=3)
     with pytest.raises(ValueError, match="even head dimension"):
         model_config("tiny", d_model=60, n_heads=4)
+    for key in ("rope_base", "norm_eps", "mlp_ratio"):
+        for bad in (-1.0, 0.0, float("nan")):
+            with pytest.raises(ValueError, match=f"{key} must be finite and > 0"):
+                model_config("tiny", **{key: bad})
     m = build_model("tiny", nae_sat(6, 10, rng=0))
     with pytest.raises(ValueError, match="exceeds the model's max_seq_len"):
         m(torch.zeros(1, 129, dtype=torch.long))

@@ -129,3 +129,46 @@ def test_sampler_errors():
         select_top_k(torch.zeros(1, 3), masked, torch.tensor([3]))
     chosen = select_top_k(torch.tensor([[0.1, 0.9, 0.5]]), masked, torch.tensor([1]))
     assert chosen.tolist() == [[False, False, True]]
+
+
+class _FixedLogits(torch.nn.Module):
+    """Two positions, vocabulary 4, fixed p_theta: position 0 (0.6, 0.4, 0, 0), position 1
+    (0.55, 0.15, 0.15, 0.15). Records its inputs."""
+
+    vocab_size, mask_id, max_seq_len = 4, 4, 2
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        p = torch.tensor([[0.6, 0.4, 1e-30, 1e-30], [0.55, 0.15, 0.15, 0.15]])
+        self.register_buffer("logits", p.log())
+        self.inputs = []
+
+    def forward(self, x):
+        self.inputs.append(x.clone())
+        return self.logits.expand(x.shape[0], -1, -1) + 0 * self.anchor
+
+
+@pytest.mark.parametrize("sampler", ["top-prob", "margin"])
+def test_temperature_tempers_values_not_the_order(sampler):
+    # top-prob: position 0 (0.6 > 0.55) first; margin: position 1 (0.40 > 0.20) first.
+    # Scored from the tempered probabilities, top-prob at temperature 0.5 would pick
+    # position 1 (0.82 > 0.69).
+    first = 0 if sampler == "top-prob" else 1
+    for temperature in (1.0, 0.5, 2.0):
+        model = _FixedLogits()
+        sample(model, 3, sampler=sampler, steps=2, temperature=temperature, generator=0)
+        after_step_1 = model.inputs[1]
+        assert (after_step_1[:, first] != model.mask_id).all()
+        assert (after_step_1[:, 1 - first] == model.mask_id).all()
+
+
+def test_prompt_and_length_or_num_must_agree():
+    d = _dist()
+    o = ExactOracle(d)
+    prompt = torch.full((d.length,), d.mask_id)
+    with pytest.raises(ValueError, match="disagrees with the prompt's length"):
+        sample(o, 2, prompt=prompt, length=d.length - 1)
+    with pytest.raises(ValueError, match="num must be an integer >= 0"):
+        sample(o, 2.5, prompt=prompt)
+    assert sample(o, 3, prompt=prompt, length=d.length, generator=0).shape == (3, d.length)

@@ -112,12 +112,98 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert set(report["results"]) == {"vanilla", "top-prob", "margin"}
     assert all(0 <= r["accuracy"] <= 1 for r in report["results"].values())
     assert json.loads((tmp_path / "e.json").read_text())["seed"] == 0
+    args = parser.parse_args(["eval-mdm", str(out), "--num", "4", "--steps", "2",
+                              "--samplers", "margin", "--schedule", "cosine", "--device", "cpu",
+                              "--json", "--save-samples", str(tmp_path / "s")])
+    assert args.func(args) == 0
+    capsys.readouterr()
+    from lohard.lo import load_samples
+    meta = load_samples(tmp_path / "s" / "samples_margin.npz")[2]
+    assert meta["config"]["schedule"] == "cosine" and meta["config"]["checkpoint_step"] == 3
+    assert meta["config"]["distribution_hash"] == distribution_hash(
+        resolve_distribution("nae-sat-6-10"))
+    args = parser.parse_args(["eval-mdm", str(out), "--num", "0"])
+    assert args.func(args) == 2
+    assert "num (sequences per sampler) must be an integer >= 1" in capsys.readouterr().err
     args = parser.parse_args(["eval-mdm", str(out), "--samplers", "vanilla,greedy"])
     assert args.func(args) == 2
     assert "valid samplers are vanilla, top-prob, margin" in capsys.readouterr().err
     args = parser.parse_args(["train-mdm", "--dist", "nae-sat-6-10", "--config", "tiny",
                               "--steps", "3", "--out", str(out), "--quiet"])
     assert args.func(args) == 2  # checkpoint exists, no --resume
+
+
+def _losses(history):
+    return [(h["step"], h["train_loss"], h["lr"]) for h in history if "train_loss" in h]
+
+
+def test_resume_logs_like_an_uninterrupted_run(tmp_path):
+    # log_every = 5 over a stop at step 6: the window 6..10 spans the interruption; and
+    # lines written after the last checkpoint of a crashed run are dropped on resume.
+    cfg = _cfg(log_every=5, eval_every=0)
+    straight = train(cfg, tmp_path / "a", progress=False)
+    train(cfg, tmp_path / "b", progress=False, stop_after=6)
+    with open(tmp_path / "b" / "log.jsonl", "a") as fh:
+        fh.write('{"step": 7, "train_loss": 9.9}\n')  # logged after the checkpoint
+    resumed = train(cfg, tmp_path / "b", progress=False, resume=True)
+    assert _losses(resumed.history) == _losses(straight.history)
+    logged = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert _losses(logged) == _losses(straight.history)
+    assert [step for step, _, _ in _losses(logged)] == [5, 10, 12]
+
+
+def test_stop_after_at_or_below_the_checkpoint_leaves_it(tmp_path):
+    train(_cfg(eval_every=0), tmp_path / "a", progress=False, stop_after=6)
+    before = (tmp_path / "a" / "checkpoint.pt").read_bytes()
+    again = train(_cfg(eval_every=0), tmp_path / "a", progress=False, resume=True, stop_after=2)
+    assert again.step == 6 and not again.finished
+    assert (tmp_path / "a" / "checkpoint.pt").read_bytes() == before
+    with pytest.raises(ValueError, match="stop_after must be an integer >= 1"):
+        train(_cfg(), tmp_path / "b", progress=False, stop_after=0)
+
+
+@pytest.mark.parametrize("change", [{"lr": 1e-2}, {"batch_size": 4}, {"loss": "eq1"},
+                                    {"warmup_steps": 2}, {"amp": False}])
+def test_resume_refuses_changed_settings(tmp_path, change):
+    train(_cfg(eval_every=0), tmp_path / "a", progress=False, stop_after=2)
+    key = next(iter(change))
+    with pytest.raises(ValueError, match=f"other settings.*'{key}'"):
+        train(_cfg(eval_every=0, **change), tmp_path / "a", progress=False, resume=True)
+    # what may change: logging and checkpoint cadence
+    res = train(_cfg(eval_every=0, log_every=1, ckpt_every=3), tmp_path / "a", progress=False,
+                resume=True)
+    assert res.finished
+
+
+def test_divergence_is_reported_and_never_checkpointed(tmp_path):
+    # log_every = 0: no log line ever syncs, the checkpoint check must catch it
+    cfg = _cfg(lr=1e30, min_lr=1e30, log_every=0, eval_every=0, steps=6)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train(cfg, tmp_path / "a", progress=False)
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+    with pytest.raises(FloatingPointError, match="diverged|not finite|nan"):
+        train(_cfg(lr=1e30, min_lr=1e30, log_every=0, eval_every=2), tmp_path / "b",
+              progress=False)
+
+
+def test_non_finite_checkpoint_refused_and_nan_model_cannot_sample(tmp_path):
+    from lohard.mdm import sample
+    from lohard.mdm._train import read_state, write_state
+
+    train(_cfg(steps=2, eval_every=0), tmp_path / "a", progress=False)
+    path = tmp_path / "a" / "checkpoint.pt"
+    state = read_state(path)
+    key = next(k for k in state["model"] if k.endswith("weight"))
+    state["model"][key] = torch.full_like(state["model"][key], float("nan"))
+    write_state(path, state)
+    with pytest.raises(ValueError, match="non-finite values.*refusing"):
+        load_checkpoint(path)
+    model = train(_cfg(steps=2, eval_every=0), tmp_path / "b", progress=False).model
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="NaN log-probabilities"):
+        sample(model, 4, sampler="margin", steps=3, generator=0)
 
 
 @pytest.mark.gpu
