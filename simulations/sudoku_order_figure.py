@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
     import torch
 
-    from lohard._util import atomic_write_json, provenance
+    from lohard._util import atomic_write, atomic_write_json, provenance
     from lohard.mdm._sudoku import (
         CKPT_NAME,
         bp_oracle_decode,
@@ -103,24 +103,34 @@ def main(argv=None) -> int:
     if not path.exists():
         raise SystemExit(f"no test set at {path}: run simulations/sudoku_tables.py first")
     test = load_puzzles(path)
+    # The test puzzles the tables use: those seen in training are dropped (4x4 only).
+    train_files = sorted((work / "data").glob(f"train_easy_n*_s{cfg.data_seed}.npz"))
+    if len(train_files) == 1:
+        seen = {q.tobytes() for q in load_puzzles(train_files[0]).puzzles}
+        keep = np.flatnonzero([q.tobytes() not in seen for q in test.puzzles])
+        if keep.size < len(test):
+            test = test[keep]
     solver = solver_steps(test.orders, test.puzzles)
+    if cfg.index >= len(test):
+        raise SystemExit(f"--index {cfg.index}: the test set holds {len(test)} puzzles")
+    # Decoding depends on the whole batch (one generator per batch), so every MDM order
+    # shown comes from one decode of the same batch, read at row idx.
+    batch = test.puzzles[:max(200, cfg.index + 1)].astype(np.int64)
+    decoded = {method: mdm_decode(sm.model, batch, method=method, noise_scale=cfg.noise_scale,
+                                  temperature=cfg.temperature, seed=cfg.seed)
+               for method in ("margin", "top-prob")}
     if cfg.index >= 0:
         idx = cfg.index
     else:
         # The first puzzle the margin decoder solves (a failure is shown by --index).
-        probe = mdm_decode(sm.model, test.puzzles[:200], method="margin",
-                           noise_scale=cfg.noise_scale, temperature=cfg.temperature,
-                           seed=cfg.seed)
-        solved = np.flatnonzero(probe.solved)
+        solved = np.flatnonzero(decoded["margin"].solved)
         idx = int(solved[0]) if solved.size else 0
     p = test.puzzles[idx:idx + 1].astype(np.int64)
     sol = test.solutions[idx].astype(np.int64)
     methods = {"strategy solver": (sol, solver[idx])}
     for name, method in (("MDM, top-prob margin", "margin"), ("MDM, top probability",
                                                                 "top-prob")):
-        d = mdm_decode(sm.model, p, method=method, noise_scale=cfg.noise_scale,
-                       temperature=cfg.temperature, seed=cfg.seed)
-        methods[name] = (d.grids[0], d.steps[0])
+        methods[name] = (decoded[method].grids[idx], decoded[method].steps[idx])
     d = bp_oracle_decode(p, box=cfg.box)
     methods["BP (margin), BP values"] = (d.grids[0], d.steps[0])
 
@@ -165,7 +175,8 @@ def main(argv=None) -> int:
                  fontsize=9)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out.with_suffix(".png"), dpi=130, bbox_inches="tight")
+    atomic_write(out.with_suffix(".png"),
+                 lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight"))
     atomic_write_json(out.with_suffix(".json"), {
         **provenance(dataclasses.asdict(cfg), cfg.seed), "model": sm.summary(),
         "test_file": str(path), "index": idx, "puzzle": p[0], "solution": sol,

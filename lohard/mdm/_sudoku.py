@@ -150,8 +150,11 @@ class SudokuTrainConfig:
     betas, weight_decay, grad_clip :
         AdamW settings (decay on matrices only) and the gradient clipping norm.
     augment : bool
-        Relabel the digits of every training puzzle by a fresh random permutation (the
-        puzzle's difficulty and solver order are unchanged; 9! relabellings per puzzle).
+        Relabel the digits of every training puzzle by a fresh random permutation (9!
+        relabellings per puzzle). Its difficulty is unchanged; the solver order is kept
+        as rated, which is the relabelled puzzle's order up to ties the rater breaks by
+        digit (the order differs for about 1 puzzle in 5, with Spearman rho 0.9994 on
+        average against a fresh rating; measured on 300 easy 9x9 puzzles).
     seed : int
         Root seed: initialisation, batches, relabellings and masks.
     device : {"auto", "cpu", "cuda"}

@@ -181,7 +181,8 @@ def _cmd_eval(args) -> int:
     cfg = {k: getattr(args, k) for k in ("checkpoint", "test", "n_test", "difficulty",
                                          "test_seed", "noise_scale", "temperature",
                                          "cells_per_step", "bp_limit", "seed", "batch_size",
-                                         "device")}
+                                         "device", "jobs")}
+    cfg["decoders"] = list(decoders)
     out = {**provenance(cfg, args.seed), "model": sm.summary(), "test_data": data,
            "test_summary": test.summary(), "results": results}
     if args.out:

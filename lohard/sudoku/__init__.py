@@ -2,7 +2,7 @@
 
 Full grids come from a randomised solver (``generate_puzzles``); ``random_symmetry`` draws
 the validity-preserving transforms (band, row, stack and column permutations, transpose,
-digit relabelling), which keep uniqueness and the strategy rating, for augmentation.
+digit relabelling), which keep uniqueness and the easy/hard rating, for augmentation.
 
 No torch here: the MDM/ARM models that use these data live in ``lohard.mdm``.
 """

@@ -202,8 +202,8 @@ def valid_solutions(grids, puzzles=None, *, box: int | None = None) -> np.ndarra
 
 
 # -- token layouts ---------------------------------------------------------------------------
-def mdm_tokens(puzzles, solutions) -> np.ndarray:
-    """int64 array, shape (M, 2N): clue tokens (0 = blank) then solution tokens (1..n)."""
+def _puzzles_and_solutions(puzzles, solutions) -> tuple[np.ndarray, np.ndarray, int]:
+    """(M, N) puzzles and solutions: same shape, full solutions that keep every clue."""
     p, b, _ = as_puzzles(puzzles)
     s, _, _ = as_puzzles(solutions, b)
     if p.shape != s.shape:
@@ -211,6 +211,16 @@ def mdm_tokens(puzzles, solutions) -> np.ndarray:
                          f"and {s.shape}")
     if (s == 0).any():
         raise ValueError("solutions must be full grids (no 0 tokens)")
+    bad = np.flatnonzero(((p != 0) & (p != s)).any(axis=1))
+    if bad.size:
+        raise ValueError(f"solution {bad[0]} contradicts a clue of its puzzle ({bad.size} "
+                         f"such pairs)")
+    return p, s, b
+
+
+def mdm_tokens(puzzles, solutions) -> np.ndarray:
+    """int64 array, shape (M, 2N): clue tokens (0 = blank) then solution tokens (1..n)."""
+    p, s, _ = _puzzles_and_solutions(puzzles, solutions)
     return np.concatenate([p, s], axis=1)
 
 
@@ -257,10 +267,7 @@ def arm_tokens(puzzles, solutions, orders=None) -> tuple[np.ndarray, np.ndarray]
     prompt_length : int64 array, shape (M,)
         ``3 * clues``: the tokens before the first blank's triple.
     """
-    p, b, _ = as_puzzles(puzzles)
-    s, _, _ = as_puzzles(solutions, b)
-    if p.shape != s.shape:
-        raise ValueError("puzzles and solutions must have the same shape")
+    p, s, b = _puzzles_and_solutions(puzzles, solutions)
     n = b * b
     M, N = p.shape
     if orders is None:

@@ -90,7 +90,9 @@ class Symmetry:
     inside each band, of the stacks, of the columns inside each stack, an optional
     transpose, and a relabelling of the digits. It maps valid grids to valid grids,
     puzzles with one solution to puzzles with one solution (the transformed one), and
-    keeps every human-strategy pattern, since it maps units onto units.
+    keeps every human-strategy pattern, since it maps units onto units: whether the
+    strategies alone solve a puzzle is unchanged. The rater's order and guess count can
+    change, since it breaks ties by cell and digit index.
 
     Attributes
     ----------

@@ -49,7 +49,11 @@ def numba_threads(jobs: int | None):
 
 
 def as_puzzles(puzzles, box: int | None = None) -> tuple[np.ndarray, int, bool]:
-    """Coerce one puzzle (N,) or a batch (M, N) to int64 (M, N); returns (array, b, single)."""
+    """Coerce one puzzle (N,) or a batch (M, N) to int64 (M, N); returns (array, b, single).
+
+    A 2-D array is always a batch of flattened grids (a (16, 16) array is sixteen 4x4
+    puzzles); one n x n grid is passed as ``grid.reshape(-1)``, or as (M, n, n) batches.
+    """
     arr = np.asarray(puzzles)
     if arr.dtype.kind not in "iu":
         if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
@@ -63,10 +67,15 @@ def as_puzzles(puzzles, box: int | None = None) -> tuple[np.ndarray, int, bool]:
         arr = arr.reshape(arr.shape[0], -1)
     if arr.ndim != 2:
         raise ValueError(f"puzzles must have shape (N,) or (M, N), got {np.shape(puzzles)}")
-    b = box_from_cells(arr.shape[1]) if box is None else check_box(box)
+    hint = (" (a 2-D array is a batch (M, N) of flattened grids: pass one n x n grid as "
+            "grid.reshape(-1))" if np.ndim(puzzles) == 2 else "")
+    try:
+        b = box_from_cells(arr.shape[1]) if box is None else check_box(box)
+    except ValueError as err:
+        raise ValueError(f"{err}{hint}") from None
     n = b * b
     if arr.shape[1] != n * n:
-        raise ValueError(f"a {n}x{n} grid has {n * n} cells, got {arr.shape[1]}")
+        raise ValueError(f"a {n}x{n} grid has {n * n} cells, got {arr.shape[1]}{hint}")
     if arr.size and (arr.min() < 0 or arr.max() > n):
         raise ValueError(f"cell values must lie in 0..{n} (0 = blank), got "
                          f"{arr.min()}..{arr.max()}")

@@ -96,6 +96,8 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def _cmd_generate(args) -> int:
     from lohard.sudoku._dataset import GeneratorConfig, generate_dataset
 
+    if args.n < 1:
+        raise ValueError(f"--n (number of puzzles) must be >= 1, got {args.n}")
     cfg = GeneratorConfig(num=args.n, difficulty=args.difficulty, box=args.box,
                           min_clues=args.min_clues, max_attempts=args.max_attempts,
                           seed=args.seed)

@@ -23,6 +23,9 @@ def test_generate_and_rate_file(tmp_path, capsys):
     assert main(["sudoku", "rate", "--file", str(txt), "--jobs", "1", "--quiet"]) == 0
     cap = capsys.readouterr()
     assert "1 puzzles: 1 easy" in cap.out and "line 2" in cap.err
+    assert main(["sudoku", "generate", "--n", "0", "--out", str(tmp_path / "z.npz"),
+                 "--quiet"]) == 2
+    assert "--n (number of puzzles) must be >= 1" in capsys.readouterr().err
 
 
 def test_rate_string(capsys):

@@ -72,3 +72,29 @@ def test_config_validation():
         S.GeneratorConfig(min_clues=82)
     with pytest.raises(ValueError, match="num"):
         S.GeneratorConfig(num=-1)
+
+
+def test_generator_records_its_seed_and_checks_integers():
+    ps = S.generate_puzzles(2, difficulty="any", rng=123, jobs=1)
+    assert ps.meta["config"]["seed"] == 123 and ps.meta["seed"] == 123
+    ps = S.generate_puzzles(2, difficulty="any", rng=np.random.default_rng(1), jobs=1)
+    assert ps.meta["config"]["seed"] is None and ps.meta.get("seed") is None
+    assert isinstance(ps.meta["root_key"], int)  # the Generator's stream is recorded by key
+    for bad in (dict(num=True), dict(num=2.0), dict(min_clues=20.5), dict(max_attempts=2.5)):
+        with pytest.raises(ValueError, match="must be an integer"):
+            S.GeneratorConfig(**{"num": 2, **bad})
+
+
+def test_dataset_progress_batches_do_not_change_the_puzzles(tmp_path, monkeypatch):
+    from lohard.sudoku import _dataset
+
+    cfg = S.GeneratorConfig(num=7, difficulty="any", box=3, seed=4)
+    whole = S.generate_puzzles(7, difficulty="any", rng=4, jobs=1)
+    monkeypatch.setitem(_dataset._PROGRESS_BATCH, 3, 2)  # chunks of 5 in batches of 2
+    ps = S.generate_dataset(tmp_path / "d.npz", cfg, chunk_size=5, jobs=1, progress=False)
+    assert (ps.puzzles == whole.puzzles).all() and (ps.orders == whole.orders).all()
+
+
+def test_one_grid_as_a_2d_array_gets_a_hint():
+    with pytest.raises(ValueError, match="reshape"):
+        S.count_solutions(np.zeros((9, 9), np.int64))

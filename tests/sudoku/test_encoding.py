@@ -114,3 +114,13 @@ def test_arm_tokens_orders():
     assert not ok[0] and ok[1:].all()
     with pytest.raises(ValueError, match="permutation"):
         S.arm_tokens(s.puzzles, s.solutions, np.full((4, 81), -1))
+
+
+def test_solutions_must_keep_the_clues():
+    p = np.zeros((1, 81), np.int64)
+    p[0, 0] = 1
+    s = np.full((1, 81), 2, np.int64)
+    with pytest.raises(ValueError, match="contradicts a clue"):
+        S.mdm_tokens(p, s)
+    with pytest.raises(ValueError, match="contradicts a clue"):
+        S.arm_tokens(p, s)
