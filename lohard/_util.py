@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import tempfile
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +37,46 @@ def as_generator(rng: RNGLike) -> np.random.Generator:
     )
 
 
+def require_int(value: Any, name: str, *, minimum: int | None = None) -> int:
+    """``value`` as an int, if it is a whole number (>= ``minimum`` when given).
+
+    Integer-valued floats (``3.0``) are accepted; ``2.7``, NaN, booleans and
+    non-numbers raise ValueError naming ``name`` instead of being truncated.
+    """
+    bound = "" if minimum is None else f" >= {minimum}"
+    ok = False
+    if isinstance(value, bool | np.bool_):
+        ok = False
+    elif isinstance(value, int | np.integer):
+        ok = True
+    elif isinstance(value, float | np.floating):
+        ok = bool(np.isfinite(value)) and float(value).is_integer()
+    if not ok:
+        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
+    out = int(value)
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name} must be an integer{bound}, got {out}")
+    return out
+
+
+def integer_array(values: Any, name: str) -> np.ndarray:
+    """``values`` as an int64 array, refusing non-integer entries instead of truncating them.
+
+    Integer dtypes pass; float arrays pass only when every entry is a finite
+    whole number; anything else (2.7, NaN, booleans, strings) raises ValueError.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if not bad.any():
+            return arr.astype(np.int64)
+        raise ValueError(f"{name} must hold integers, got {float(arr[bad].reshape(-1)[0])} "
+                         f"among its entries")
+    raise ValueError(f"{name} must hold integers, got an array of dtype {arr.dtype}")
+
+
 def package_version() -> str:
     from lohard import __version__
 
@@ -63,7 +104,12 @@ def provenance(config: dict[str, Any] | None = None, seed: Any = None) -> dict[s
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, paths, dataclasses and infinities to JSON-ready values."""
+    """Convert numpy scalars/arrays, paths, dataclasses and infinities to JSON-ready values.
+
+    Floats: NaN becomes null, +-inf the strings ``"inf"``/``"-inf"``. Complex
+    numbers (Python or numpy) become ``{"re": real, "im": imag}`` with both
+    parts converted as floats.
+    """
     import dataclasses
 
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -85,15 +131,43 @@ def to_jsonable(obj: Any) -> Any:
         return x
     if isinstance(obj, np.bool_):
         return bool(obj)
+    if isinstance(obj, complex | np.complexfloating):
+        z = complex(obj)
+        return {"re": to_jsonable(z.real), "im": to_jsonable(z.imag)}
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows.
+
+    Linux reports it in ``/proc/self/status``; elsewhere it is read by setting
+    and restoring it (``os.umask``), under a lock so that concurrent calls from
+    this module never see the temporary value.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        old = os.umask(0o022)
+        os.umask(old)
+    return old
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
     """Write a file atomically: ``writer(tmp_path)`` then rename over ``path``.
 
     A run interrupted mid-write leaves either the old file or none, never a torn one.
+    The file gets the mode an ordinary ``open(path, "w")`` would give it,
+    ``0o666 & ~umask`` (the temporary file starts private, mode 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +175,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

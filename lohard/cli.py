@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import sys
+from contextlib import contextmanager
 
 from lohard._util import to_jsonable
 
@@ -28,26 +30,33 @@ def _predicate_args(p: argparse.ArgumentParser, k_default=None, m_default=None) 
 
 def _cmd_fig4(args: argparse.Namespace) -> int:
     from lohard.experiments.fig4 import Fig4Config, run_fig4
+    from lohard.predicates import predicate_by_name
 
-    cfg = Fig4Config(predicate=args.predicate, k=args.k, m=args.m, n=args.n, seeds=args.seeds,
-                     max_iter=args.max_iter, damping=args.damping, root_seed=args.seed,
-                     n_jobs=args.jobs, backend=args.backend, scheduler=args.scheduler)
-    pred = cfg.make_predicate()
+    pred = predicate_by_name(args.predicate, k=args.k, m=args.m)
     if args.degrees:
-        cfg.degrees = [float(x) for x in args.degrees.split(",")]
-    elif args.predicate != "nae" or (pred.k, pred.m) != (3, 3):
-        import numpy as np
-
         try:
-            dks = pred.d_ks
-        except ValueError:
-            dks = float("inf")
-        hi = 1.3 * dks if np.isfinite(dks) else 10.0
-        cfg.degrees = [float(x) for x in np.linspace(0.6 * hi / 1.3, hi, args.points)]
-    elif args.points != 15:
+            degrees = [float(x) for x in args.degrees.split(",") if x.strip()]
+        except ValueError as err:
+            raise ValueError(f"--degrees must be comma-separated numbers, got "
+                             f"{args.degrees!r}") from err
+    else:
+        if args.points < 1:
+            raise ValueError(f"--points must be >= 1 degree, got {args.points}")
         import numpy as np
 
-        cfg.degrees = [float(x) for x in np.linspace(40, 82, args.points)]
+        if args.predicate != "nae" or (pred.k, pred.m) != (3, 3):
+            try:
+                dks = pred.d_ks
+            except ValueError:
+                dks = float("inf")
+            hi = 1.3 * dks if np.isfinite(dks) else 10.0
+            degrees = [float(x) for x in np.linspace(0.6 * hi / 1.3, hi, args.points)]
+        else:
+            degrees = [float(x) for x in np.linspace(40, 82, args.points)]
+    cfg = Fig4Config(predicate=args.predicate, k=args.k, m=args.m, n=args.n, degrees=degrees,
+                     seeds=args.seeds, max_iter=args.max_iter, damping=args.damping,
+                     root_seed=args.seed, n_jobs=args.jobs, backend=args.backend,
+                     scheduler=args.scheduler)
     summary = run_fig4(cfg, out_dir=args.out, progress=not args.quiet)
     if args.json:
         print(json.dumps(to_jsonable(summary), indent=2))
@@ -138,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also compute d_sp and d_cond by population dynamics (cached)")
     p.add_argument("--seed", type=int, default=0, help="seed for population dynamics")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress log lines on stderr during the cavity computation")
     p.set_defaults(func=_cmd_thresholds)
 
     # Subcommands contributed by subpackages.
@@ -168,6 +179,31 @@ def _register_needs_torch(sub, names) -> None:
         p.set_defaults(func=needs_torch, _needs_torch=True)
 
 
+#: Commands that can run for minutes without a progress bar: their progress goes to
+#: the ``lohard`` logger, which the CLI shows on stderr (stdout stays clean for --json).
+LOGGED_COMMANDS = ("thresholds", "window")
+
+
+@contextmanager
+def _progress_log(enabled: bool):
+    """Show INFO records of the ``lohard`` logger on stderr while a command runs."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("lohard")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("lohard: %(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -176,9 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    show_log = args.command in LOGGED_COMMANDS and not getattr(args, "quiet", False)
     try:
-        return int(args.func(args) or 0)
+        with _progress_log(show_log):
+            return int(args.func(args) or 0)
     except (ValueError, TypeError) as err:
+        print(f"lohard {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # e.g. an output folder that cannot be created or written
         print(f"lohard {args.command}: error: {err}", file=sys.stderr)
         return 2
 

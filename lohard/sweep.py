@@ -4,6 +4,10 @@ Each cell of a sweep is a pure function of (cell config, seed). The seed of cell
 ``i`` is ``SeedSequence(root_seed).spawn(len(cells))[i]``, so any cell can be
 re-run alone. Every finished cell writes its own JSON file atomically; a sweep
 that is interrupted (Ctrl-C, a killed job) resumes with only the missing cells.
+
+A cell's result is a function of (cell, index, root seed), so its file name is
+too (:func:`cell_key`): reordering the cells, or inserting and removing some,
+never makes a resumed sweep reuse a result computed at another position's seed.
 """
 
 from __future__ import annotations
@@ -28,10 +32,52 @@ def cell_seed(root_seed: int, index: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(root_seed, spawn_key=(int(index),))
 
 
-def cell_key(cell: dict, root_seed: int) -> str:
-    """Stable file name for a cell: a hash of its JSON config and the root seed."""
+def cell_key(cell: dict, root_seed: int, index: int) -> str:
+    """Stable file name of cell ``index``: a hash of its JSON config, index and root seed.
+
+    The index is part of the key because it is part of the seed
+    (:func:`cell_seed`): the same cell at two positions is two computations.
+    """
+    blob = json.dumps({"cell": to_jsonable(cell), "index": int(index),
+                       "root_seed": int(root_seed)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _legacy_cell_key(cell: dict, root_seed: int) -> str:
+    """File name used before the index was part of the key (read only, to reuse old caches)."""
     blob = json.dumps({"cell": to_jsonable(cell), "root_seed": int(root_seed)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _load_record(path: Path, cell: dict, root_seed: int, index: int) -> dict | None:
+    """A cached record if ``path`` holds this cell computed at this index and root seed."""
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None  # atomic writes make this unlikely; recompute a damaged file
+    seed = rec.get("meta", {}).get("seed", {}) if isinstance(rec, dict) else {}
+    same = (isinstance(rec, dict) and rec.get("index") == index
+            and rec.get("cell") == json.loads(json.dumps(to_jsonable(cell)))
+            and seed.get("root_seed", root_seed) == root_seed
+            and seed.get("spawn_key", [index]) == [index])
+    return rec if same else None
+
+
+def cached_record(out_dir: str | Path, cell: dict, root_seed: int, index: int) -> dict | None:
+    """The finished record of cell ``index`` in ``out_dir``, or None if it must be computed.
+
+    Files written before the index entered :func:`cell_key` are still used when
+    the record they hold was computed at this same index and root seed.
+    """
+    out_dir = Path(out_dir)
+    rec = _load_record(out_dir / f"{cell_key(cell, root_seed, index)}.json", cell, root_seed,
+                       index)
+    if rec is None:
+        rec = _load_record(out_dir / f"{_legacy_cell_key(cell, root_seed)}.json", cell,
+                           root_seed, index)
+    return rec
 
 
 def _run_cell(func, cell, root_seed, index, out_dir):
@@ -48,7 +94,7 @@ def _run_cell(func, cell, root_seed, index, out_dir):
         "meta": provenance(seed={"root_seed": root_seed, "spawn_key": [index]}),
     }
     if out_dir is not None:
-        atomic_write_json(Path(out_dir) / f"{cell_key(cell, root_seed)}.json", record)
+        atomic_write_json(Path(out_dir) / f"{cell_key(cell, root_seed, index)}.json", record)
     return record
 
 
@@ -105,8 +151,9 @@ def run_sweep(
     root_seed : int
         Root of the seed tree.
     out_dir : path, optional
-        Where each cell's record is written (``<cell_key>.json``); cells whose file
-        exists are loaded instead of recomputed. None keeps results in memory only.
+        Where each cell's record is written (``<cell_key>.json``, keyed by cell,
+        index and root seed); cells whose file exists are loaded instead of
+        recomputed. None keeps results in memory only.
     n_jobs : int
         joblib worker count (-1: all cores).
     backend : {"loky", "threading", "multiprocessing", "sequential", "dask", "ray"}
@@ -129,14 +176,11 @@ def run_sweep(
     records: list[dict | None] = [None] * len(cells)
     todo = []
     for i, cell in enumerate(cells):
-        path = Path(out_dir) / f"{cell_key(cell, root_seed)}.json" if out_dir else None
-        if path is not None and path.exists():
-            try:
-                records[i] = json.loads(path.read_text())
-                continue
-            except json.JSONDecodeError:
-                pass  # atomic writes make this unlikely; recompute a damaged file
-        todo.append(i)
+        rec = cached_record(out_dir, cell, root_seed, i) if out_dir else None
+        if rec is not None:
+            records[i] = rec
+        else:
+            todo.append(i)
     client, ctx = _backend_context(backend, scheduler, n_jobs)
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=desc, disable=not progress,
                unit="cell")

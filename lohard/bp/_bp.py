@@ -9,7 +9,7 @@ from functools import cached_property
 import numba
 import numpy as np
 
-from lohard._util import RNGLike, as_generator
+from lohard._util import RNGLike, as_generator, integer_array, require_int
 from lohard.bp import _kernels as K
 from lohard.csp._kernels import csr_by_variable
 from lohard.predicates import KERNEL_GENERIC, KERNEL_XOR, Predicate
@@ -57,7 +57,7 @@ class FactorGraph:
     parity: int = 0
 
     def __post_init__(self) -> None:
-        clauses = np.ascontiguousarray(np.asarray(self.clauses, dtype=np.int64))
+        clauses = np.ascontiguousarray(integer_array(self.clauses, "clauses"))
         if clauses.ndim != 2 or clauses.shape[1] < 1:
             raise ValueError(f"clauses must have shape (P, k), got {clauses.shape}")
         k = clauses.shape[1]
@@ -79,7 +79,7 @@ class FactorGraph:
             raise ValueError("factor weights must be finite and >= 0")
         if np.any(tables.sum(axis=1) == 0):
             raise ValueError("a factor table is identically zero (unsatisfiable factor)")
-        ct = np.ascontiguousarray(np.asarray(self.clause_table, dtype=np.int64))
+        ct = np.ascontiguousarray(integer_array(self.clause_table, "clause_table"))
         if ct.shape != (clauses.shape[0],):
             raise ValueError(f"clause_table must have shape (P,) = ({clauses.shape[0]},)")
         if ct.size and (ct.min() < 0 or ct.max() >= tables.shape[0]):
@@ -226,13 +226,18 @@ def _initial_messages(graph: FactorGraph, init: str, noise: float, sigma, gen) -
     elif init == "planted":
         if sigma is None:
             raise ValueError("init='planted' needs the planted assignment sigma")
-        sig = np.asarray(sigma, dtype=np.int64)
+        sig = integer_array(sigma, "sigma")
         if sig.shape != (graph.n,):
             raise ValueError(f"sigma must have shape (n,) = ({graph.n},)")
+        if sig.size and (sig.min() < 0 or sig.max() >= m):
+            raise ValueError(f"sigma entries must be colours in [0, {m})")
         owner = graph.clauses.reshape(-1)
         hard = np.zeros((E, m))
         hard[np.arange(E), sig[owner]] = 1.0
         # noise here mixes in a little of the uniform message (0 = exact ground truth).
+        if not 0.0 <= noise <= 1.0:
+            raise ValueError(f"init='planted' mixes (1 - noise) of the ground truth with noise "
+                             f"of the uniform message, so noise must lie in [0, 1], got {noise}")
         nu = (1.0 - noise) * hard + noise / m
     else:
         raise ValueError(f"unknown init {init!r}; choose one of {', '.join(BP_INITS)}")
@@ -281,7 +286,7 @@ def run_bp(
         [-noise, noise]; Dirichlet(1) random; or the ground truth
         (one-hot on sigma, mixed with ``noise`` of the uniform message).
     noise : float
-        See ``init``.
+        See ``init``; >= 0, and at most 1 for ``init="planted"`` (a mixing weight).
     tol : float
         Converged when the largest message change in an iteration is below tol.
     max_iter : int
@@ -295,7 +300,7 @@ def run_bp(
     fast_path : bool
         Use the NAE/XOR clause kernels when the predicate allows.
     parallel : bool, optional
-        Use the multi-threaded kernel (default: when E > 200,000 and more than one
+        Use the multi-threaded kernel (default: when E > 100,000 and more than one
         Numba thread is available). Results are identical either way.
     warn : bool
         Emit :class:`BPConvergenceWarning` when BP does not converge.
@@ -342,8 +347,7 @@ def run_bp(
         raise ValueError(f"damping must lie in [0, 1), got {w}")
     if not (opts["noise"] >= 0):
         raise ValueError(f"noise must be >= 0, got {opts['noise']}")
-    if int(opts["max_iter"]) < 1:
-        raise ValueError(f"max_iter must be >= 1, got {opts['max_iter']}")
+    opts["max_iter"] = require_int(opts["max_iter"], "max_iter", minimum=1)
     if not (opts["tol"] > 0):
         raise ValueError(f"tol must be > 0, got {opts['tol']}")
 

@@ -7,6 +7,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from lohard._util import integer_array
+
 
 class Overlap(NamedTuple):
     """Best agreement over colour permutations.
@@ -42,7 +44,7 @@ def overlap(estimate: np.ndarray, sigma: np.ndarray, *, m: int | None = None) ->
     O(1/sqrt(n)), not exactly 0.
     """
     est = np.asarray(estimate)
-    sig = np.asarray(sigma, dtype=np.int64)
+    sig = integer_array(sigma, "sigma")
     if est.ndim == 2:
         if m is None:
             m = est.shape[1]
@@ -51,7 +53,7 @@ def overlap(estimate: np.ndarray, sigma: np.ndarray, *, m: int | None = None) ->
         if not np.all(np.isfinite(est)):
             raise ValueError("beliefs contain NaN or inf")
         est = np.argmax(est, axis=1)
-    est = est.astype(np.int64)
+    est = integer_array(est, "estimate")
     if est.shape != sig.shape or sig.ndim != 1:
         raise ValueError(
             f"estimate and sigma must both have shape (n,), got {est.shape}, {sig.shape}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lohard._util import RNGLike, as_generator
+from lohard._util import RNGLike, as_generator, require_int
 from lohard.cavity import _kernels as K
 from lohard.predicates import KERNEL_NAE, Predicate
 
@@ -152,9 +152,19 @@ class PopulationResult:
         }
 
 
+def check_collapse_q(collapse_q: float) -> float:
+    """The collapse level of the order parameter: a finite number in [0, 1)."""
+    q = float(collapse_q)
+    if not (math.isfinite(q) and 0.0 <= q < 1.0):
+        raise ValueError(f"the collapse level collapse_q of the order parameter must lie in "
+                         f"[0, 1), got {collapse_q}")
+    return q
+
+
 def _check_population(predicate: Predicate, population: int) -> int:
-    per = int(population) // predicate.m
-    if int(population) != population or per < MIN_POPULATION_PER_COLOUR:
+    population = require_int(population, "population")
+    per = population // predicate.m
+    if per < MIN_POPULATION_PER_COLOUR:
         raise ValueError(
             f"population of {population} messages is too small to estimate anything: it gives "
             f"{per} messages per planted colour (m = {predicate.m}); need at least "
@@ -270,8 +280,11 @@ def population_dynamics(
         raise ValueError(f"degree must be a finite number >= 0, got {degree}")
     if init not in POPULATION_INITS:
         raise ValueError(f"init must be one of {POPULATION_INITS}, got {init!r}")
-    if sweeps < 0 or measure < 1:
-        raise ValueError(f"need sweeps >= 0 and measure >= 1, got {sweeps} and {measure}")
+    sweeps = require_int(sweeps, "the number of equilibration sweeps", minimum=0)
+    measure = require_int(measure, "the number of measurement sweeps", minimum=1)
+    if samples is not None:
+        samples = require_int(samples, "samples per measurement sweep", minimum=1)
+    check_collapse_q(collapse_q)
     per = _check_population(predicate, population)
     gen = as_generator(rng)
     k, m = predicate.k, predicate.m

@@ -6,16 +6,16 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from lohard._util import RNGLike, as_generator
+from lohard._util import RNGLike, as_generator, require_int
 from lohard.cavity import _kernels as K
 from lohard.cavity._popdyn import (
     DEFAULT_COLLAPSE_Q,
     PredicateArrays,
     _check_population,
+    check_collapse_q,
     population_dynamics,
 )
 from lohard.predicates import Predicate
@@ -57,18 +57,22 @@ def _run_cells(func, cells, seed, *, n_jobs, backend, cells_dir, desc):
     only on the cell and its seed); ``cells_dir`` makes an interrupted
     computation resume with only the missing cells.
     """
-    from lohard.sweep import cell_key, run_sweep
+    from lohard.sweep import cached_record, run_sweep
 
     if len(cells) == 1 and backend in ("loky", "multiprocessing", "threading"):
         backend = "sequential"
     root = _seed_int(seed)
     done = 0
     if cells_dir is not None:
-        done = sum((Path(cells_dir) / f"{cell_key(c, root)}.json").exists() for c in cells)
+        done = sum(cached_record(cells_dir, c, root, i) is not None
+                   for i, c in enumerate(cells))
+    name = cells[0]["predicate"]["name"] if cells and "predicate" in cells[0] else ""
+    if done < len(cells):
+        log.info("%s %s: running %d cell(s), %d from cache ...", name, desc, len(cells) - done,
+                 done)
     t0 = time.perf_counter()
     recs = run_sweep(func, cells, root_seed=root, n_jobs=n_jobs, backend=backend,
                      out_dir=cells_dir, progress=False, desc=desc)
-    name = cells[0]["predicate"]["name"] if cells and "predicate" in cells[0] else ""
     log.info("%s %s: %d cell(s), %d from cache, %.1f s", name, desc, len(cells), done,
              time.perf_counter() - t0)
     return recs
@@ -106,6 +110,8 @@ def survives(predicate: Predicate, degree: float, *, population: int,
         Sweeps run (a collapsed population stops early).
     """
     per = _check_population(predicate, population)
+    sweeps = require_int(sweeps, "sweeps", minimum=1)
+    check_collapse_q(collapse_q)
     gen = as_generator(rng)
     k, m = predicate.k, predicate.m
     arr = PredicateArrays.of(predicate)
@@ -137,8 +143,12 @@ def _survival(predicate, degree, *, population, sweeps, collapse_q, seed, n_jobs
     cell = {"predicate": predicate_cell(predicate), "degree": float(degree),
             "population": int(population), "sweeps": int(sweeps), "collapse_q": collapse_q,
             "tag": tag}
-    return _run_cells(_survive_cell, [cell], seed, n_jobs=n_jobs, backend=backend,
-                      cells_dir=cells_dir, desc=tag)[0]["result"]
+    res = _run_cells(_survive_cell, [cell], seed, n_jobs=n_jobs, backend=backend,
+                     cells_dir=cells_dir, desc=tag)[0]["result"]
+    log.info("%s %s: at d = %.6g the planted population %s (q = %.4g after %d sweeps)",
+             predicate.name, tag, res["degree"], "survived" if res["survived"] else "collapsed",
+             res["q"], res["sweeps"])
+    return res
 
 
 def _spinodal_cell(cell: dict, seed: np.random.SeedSequence) -> dict:
@@ -157,6 +167,9 @@ def _spinodal_cell(cell: dict, seed: np.random.SeedSequence) -> dict:
             hi, q_hi = mid, q
         else:
             lo = mid
+        log.info("%s d_sp bisection (repeat %s): d = %.6g %s (q = %.4g); d_sp in [%.6g, %.6g]",
+                 pred.name, cell.get("repeat", "-"), mid, "survived" if ok else "collapsed", q,
+                 lo, hi)
     return {"d_sp": 0.5 * (lo + hi), "lo": lo, "hi": hi, "q_hi": q_hi, "history": history}
 
 
@@ -373,6 +386,9 @@ def locate_condensation(
         rc = _phi_runs(predicate, [c], seed=_child(s_ref, j), tag=f"refine{j}", **kw)[0]
         steps.append(rc)
         fc = rc["delta_phi"]
+        log.info("%s d_cond bracketing step %d of %d: probe d = %.6g in [%.6g, %.6g]: %s",
+                 predicate.name, j + 1, refine, c, a, b,
+                 "collapsed" if rc["collapsed"] else f"Delta phi = {fc:.3e}")
         if rc["collapsed"]:  # fell off the informative branch: move the lower end up
             a, fa = c, fa
             continue

@@ -7,8 +7,53 @@ import math
 import numpy as np
 from scipy import stats
 
-from lohard._util import RNGLike, as_generator
+from lohard._util import RNGLike, as_generator, require_int
 from lohard.predicates import Predicate
+
+
+def _check_degrees(d_cond: float, d_ks: float) -> tuple[float, float]:
+    d_cond, d_ks = float(d_cond), float(d_ks)
+    if not (math.isfinite(d_cond) and 0 <= d_cond <= d_ks) or math.isnan(d_ks):
+        raise ValueError(f"need 0 <= d_cond <= d_KS with d_cond finite, got d_cond = {d_cond}, "
+                         f"d_KS = {d_ks}")
+    return d_cond, d_ks
+
+
+def _check_latents(n_latent, k: int) -> int:
+    if k < 2:
+        raise ValueError(f"the window needs arity k >= 2 (d = (k-1) k P / N), got k = {k}")
+    n = require_int(n_latent, "the number of latents N")
+    if n < k:
+        raise ValueError(f"need N >= k latents, got N = {n}, k = {k}")
+    return n
+
+
+def check_window_sizes(predicate: Predicate, n_latent: int,
+                       n_observations: int | None = None) -> tuple[int, int]:
+    """Validated (N, P) of :func:`hardness_window`: N >= k, P >= 1 and gamma P > 0.
+
+    P defaults to the falling factorial N (N-1) ... (N-k+1) of Ex. 3.2.
+    """
+    k = predicate.k
+    n = _check_latents(n_latent, k)
+    if n_observations is None:
+        p_obs = math.perm(n, k)
+    else:
+        p_obs = require_int(n_observations, "the number of observations P")
+        if p_obs < 1:
+            raise ValueError(f"P must be >= 1 observations (the masking problem's clauses are "
+                             f"the unmasked satisfied observations), got P = {p_obs}")
+    if not predicate.gamma * p_obs > 0:
+        raise ValueError(f"need gamma P > 0 expected satisfied observations, got gamma = "
+                         f"{predicate.gamma}, P = {p_obs}")
+    return n, p_obs
+
+
+def _check_alpha(alpha) -> np.ndarray:
+    a = np.asarray(alpha, dtype=np.float64)
+    if not np.all(np.isfinite(a) & (a >= 0) & (a <= 1)):
+        raise ValueError(f"mask fractions alpha must be finite and lie in [0, 1], got {alpha}")
+    return a
 
 
 def _clauses_bounds(n_latent: int, k: int, d_cond: float, d_ks: float) -> tuple[float, float]:
@@ -57,11 +102,8 @@ def hardness_window(predicate: Predicate, n_latent: int, *, d_cond: float,
     """
     k = predicate.k
     d_ks = predicate.d_ks if d_ks is None else float(d_ks)
-    if not 0 <= d_cond <= d_ks:
-        raise ValueError(f"need 0 <= d_cond <= d_KS, got d_cond = {d_cond}, d_KS = {d_ks}")
-    if n_latent < k:
-        raise ValueError(f"need N >= k latents, got N = {n_latent}, k = {k}")
-    p_obs = math.perm(int(n_latent), k) if n_observations is None else int(n_observations)
+    d_cond, d_ks = _check_degrees(d_cond, d_ks)
+    n_latent, p_obs = check_window_sizes(predicate, n_latent, n_observations)
     sat = predicate.gamma * p_obs
     scale = n_latent / (k * (k - 1) * sat)
     lo = 1.0 - d_ks * scale if math.isfinite(d_ks) else 0.0
@@ -85,15 +127,21 @@ def window_probability(alpha, n_latent: int, n_satisfied: int, k: int, *, d_cond
     Parameters
     ----------
     alpha : float or float64 array, shape (A,)
+        Finite, in [0, 1].
     n_latent, n_satisfied, k : int
+        N >= k, S >= 0 and k >= 2 (the degree d = (k-1) k P / N needs k >= 2).
+    d_cond, d_ks : float
+        0 <= d_cond <= d_KS (d_KS may be infinite).
 
     Returns
     -------
     float64 array, shape (A,) (0-d for scalar alpha)
     """
-    a = np.asarray(alpha, dtype=np.float64)
-    if np.any((a < 0) | (a > 1)):
-        raise ValueError("mask fractions alpha must lie in [0, 1]")
+    a = _check_alpha(alpha)
+    k = require_int(k, "the arity k", minimum=2)
+    n_latent = _check_latents(n_latent, k)
+    n_satisfied = require_int(n_satisfied, "the number of satisfied observations S", minimum=0)
+    d_cond, d_ks = _check_degrees(d_cond, d_ks)
     u_lo, u_hi = _clauses_bounds(n_latent, k, d_cond, d_ks)
     # P(u_lo < U < u_hi) for integer U: U >= floor(u_lo) + 1 and U <= ceil(u_hi) - 1
     top = math.ceil(u_hi) - 1 if math.isfinite(u_hi) else n_satisfied
@@ -110,8 +158,12 @@ def window_monte_carlo(alpha: float, n_latent: int, satisfied: np.ndarray, k: in
 
     Parameters
     ----------
+    alpha : float
+        Mask fraction, finite, in [0, 1].
     satisfied : bool array, shape (P,)
         g(x_S) of every observation token of one sample.
+    trials : int
+        Number of random masks, >= 1.
 
     Returns
     -------
@@ -119,6 +171,11 @@ def window_monte_carlo(alpha: float, n_latent: int, satisfied: np.ndarray, k: in
         Fraction of ``trials`` masks with all latents masked and a number of
         unmasked satisfied observations strictly inside the window.
     """
+    alpha = float(_check_alpha(alpha))
+    trials = require_int(trials, "trials", minimum=1)
+    k = require_int(k, "the arity k", minimum=2)
+    n_latent = _check_latents(n_latent, k)
+    d_cond, d_ks = _check_degrees(d_cond, d_ks)
     gen = as_generator(rng)
     sat = np.asarray(satisfied, dtype=bool)
     u_lo, u_hi = _clauses_bounds(n_latent, k, d_cond, d_ks)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import sys
 
 from lohard._util import to_jsonable
 
@@ -33,16 +35,33 @@ def register(subparsers) -> None:
                    help="mask fractions at which to report the probability of the window")
     p.add_argument("--seed", type=int, default=0, help="seed of the cavity computation")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress log lines on stderr while d_cond is computed")
     p.set_defaults(func=_window)
 
 
 def _window(args: argparse.Namespace) -> int:
+    try:
+        return _window_checked(args)
+    except ValueError as err:
+        print(f"lohard window: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _window_checked(args: argparse.Namespace) -> int:
     from lohard.cavity import hardness_window, thresholds_report, window_probability
+    from lohard.cavity._window import _check_alpha, check_window_sizes
     from lohard.predicates import predicate_by_name
 
     pred = predicate_by_name(args.predicate, k=args.k, m=args.m)
+    # Check the cheap inputs before a possibly long cavity computation.
+    check_window_sizes(pred, args.latents, args.observations)
+    _check_alpha(args.alpha)
     d_cond = args.d_cond
     if d_cond is None:
+        logging.getLogger("lohard.cavity").info(
+            "computing d_cond of %s by population dynamics (cached after the first run)",
+            pred.name)
         d_cond = thresholds_report(pred, rng=args.seed)["d_cond"]
     d_ks = pred.d_ks
     w = hardness_window(pred, args.latents, d_cond=d_cond, d_ks=d_ks,

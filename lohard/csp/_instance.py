@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from lohard._util import RNGLike, as_generator
+from lohard._util import RNGLike, as_generator, integer_array
 from lohard.csp._kernels import accept_tuples, csr_by_variable
 from lohard.predicates import Predicate
 
@@ -56,7 +56,7 @@ class Instance:
         if n < k:
             raise ValueError(f"need n >= k variables for k-ary clauses, got n = {n}, k = {k}")
         object.__setattr__(self, "n", n)
-        c = np.ascontiguousarray(np.asarray(self.clauses, dtype=np.int64))
+        c = np.ascontiguousarray(integer_array(self.clauses, "clauses"))
         if c.ndim != 2 or c.shape[1] != k:
             raise ValueError(f"clauses must have shape (P, k={k}), got {c.shape}")
         if c.size and (c.min() < 0 or c.max() >= n):
@@ -68,7 +68,7 @@ class Instance:
         c.setflags(write=False)
         object.__setattr__(self, "clauses", c)
         if self.sigma is not None:
-            s = np.ascontiguousarray(np.asarray(self.sigma, dtype=np.int64))
+            s = np.ascontiguousarray(integer_array(self.sigma, "sigma"))
             if s.shape != (n,):
                 raise ValueError(f"sigma must have shape (n,) = ({n},), got {s.shape}")
             if s.size and (s.min() < 0 or s.max() >= self.predicate.m):

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lohard._util import atomic_write, atomic_write_json, atomic_write_text, provenance
+from lohard._util import (
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    provenance,
+    require_int,
+)
 from lohard.predicates import Predicate
 from lohard.sweep import run_sweep
 
@@ -35,6 +42,31 @@ class Fig4Config:
     n_jobs: int = -1  # joblib workers (-1: all cores)
     backend: str = "loky"  # joblib backend (loky, threading, sequential, dask, ray)
     scheduler: str | None = None  # dask/ray scheduler address
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the sweep is well posed (ValueError naming the violated condition).
+
+        Called on construction and again by :func:`run_fig4`, so fields changed
+        after construction are checked too.
+        """
+        self.n = require_int(self.n, "the number of variables N", minimum=1)
+        self.seeds = require_int(self.seeds, "seeds (instances per degree)", minimum=1)
+        self.max_iter = require_int(self.max_iter, "max_iter (BP sweeps per run)", minimum=1)
+        self.degrees = [float(d) for d in self.degrees]
+        if not self.degrees:
+            raise ValueError("the degree list must hold at least one degree d = (k-1) k P / N")
+        bad = [d for d in self.degrees if not (math.isfinite(d) and d >= 0)]
+        if bad:
+            raise ValueError(f"degrees d = (k-1) k P / N must be finite and >= 0, got {bad[0]}")
+        if not 0.0 <= float(self.damping) < 1.0:
+            raise ValueError(f"damping must lie in [0, 1), got {self.damping}")
+        if not 0.0 <= float(self.noise):
+            raise ValueError(f"noise must be >= 0, got {self.noise}")
+        if not float(self.tol) > 0.0:
+            raise ValueError(f"tol must be > 0, got {self.tol}")
 
     def make_predicate(self):
         from lohard.predicates import predicate_by_name
@@ -98,6 +130,7 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
         ``{"config", "points": [...per degree...], "d_ks", "d_jump_truth",
         "d_rise_random", "files"}``.
     """
+    config.validate()
     pred = config.make_predicate()
     out_dir = Path(out_dir)
     is_paper_case = pred == Predicate.nae(3, 3)

@@ -35,6 +35,7 @@ from lohard.lo._posterior import (
     Posterior,
     bp_posterior,
     exact_posterior,
+    largest_masked_component,
     posterior,
 )
 
@@ -80,6 +81,7 @@ __all__ = [
     "exact_posterior",
     "bp_posterior",
     "posterior",
+    "largest_masked_component",
     "BP_DEFAULTS",
     "DEFAULT_MAX_STATES",
 

@@ -30,8 +30,15 @@ class NoiseSchedule:
     dalpha: Callable[[np.ndarray], np.ndarray]
 
     def loss_weight(self, t: np.ndarray) -> np.ndarray:
-        """The weight alpha'_t / (1 - alpha_t) of Prop. 2.1 (negative), for t in (0, 1]."""
+        """The weight alpha'_t / (1 - alpha_t) of Prop. 2.1 (negative), for t in (0, 1].
+
+        At t = 0 nothing is masked (alpha_0 = 1) and the weight is infinite, so
+        t outside (0, 1] (or NaN) is a ValueError.
+        """
         t = np.asarray(t, dtype=np.float64)
+        if not np.all((t > 0) & (t <= 1)):
+            raise ValueError(f"the loss weight alpha'_t / (1 - alpha_t) needs t in (0, 1], "
+                             f"got t = {t[~((t > 0) & (t <= 1))].reshape(-1)[0]}")
         return self.dalpha(t) / (1.0 - self.alpha(t))
 
 
@@ -60,6 +67,15 @@ def _check_shape(n: int, length: int) -> tuple[int, int]:
     return int(n), int(length)
 
 
+def _per_sequence(values, n: int, what: str, dtype=None) -> np.ndarray:
+    """``values`` broadcast to shape (n,): a scalar, or one value per sequence."""
+    arr = np.asarray(values, dtype=dtype)
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] not in (1, n)):
+        raise ValueError(f"{what} must be one value or one per sequence, shape (n,) = ({n},), "
+                         f"got shape {arr.shape}")
+    return np.broadcast_to(arr, (n,))
+
+
 def forward_mask(n: int, length: int, t, *, schedule: str | NoiseSchedule = "linear",
                  rng: RNGLike = None) -> np.ndarray:
     """Masks of the forward process q_{t|0}: each position masked w.p. 1 - alpha_t.
@@ -79,7 +95,7 @@ def forward_mask(n: int, length: int, t, *, schedule: str | NoiseSchedule = "lin
     """
     n, length = _check_shape(n, length)
     sched = schedule_by_name(schedule)
-    tt = np.broadcast_to(np.asarray(t, dtype=np.float64), (n,))
+    tt = _per_sequence(t, n, "t", np.float64)
     if np.any(~np.isfinite(tt)) or np.any(tt < 0) or np.any(tt > 1):
         raise ValueError("t must lie in [0, 1]")
     alpha = np.asarray(sched.alpha(tt), dtype=np.float64)
@@ -112,7 +128,7 @@ def fixed_size_mask(n: int, length: int, size, *, positions=None,
                          f"[{pos.min()}, {pos.max()}]")
     if np.unique(pos).size != pos.size:
         raise ValueError("mask positions must be distinct")
-    sz = np.broadcast_to(np.asarray(size), (n,))
+    sz = _per_sequence(size, n, "mask size")
     if sz.size and (np.any(sz != np.floor(sz)) or sz.min() < 0 or sz.max() > pos.size):
         raise ValueError(f"mask size must be an integer in [0, {pos.size}], got {size}")
     sz = sz.astype(np.int64)
@@ -156,7 +172,8 @@ def protocol_mask(dist, n: int, n_masked_latents, *, rng: RNGLike = None) -> np.
     -------
     bool array, shape (n, L); trailing constant tokens are never masked.
     """
-    ell = np.broadcast_to(np.asarray(n_masked_latents), (int(n),))
+    n, _ = _check_shape(n, dist.length)
+    ell = _per_sequence(n_masked_latents, n, "l")
     if ell.size and (np.any(ell != np.floor(ell)) or ell.min() < 0 or ell.max() > dist.n_latent):
         raise ValueError(f"l must be an integer in [0, N = {dist.n_latent}], got "
                          f"{n_masked_latents}")

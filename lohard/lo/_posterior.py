@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from lohard._util import RNGLike, as_generator
-from lohard.bp import FactorGraph, run_bp
+from lohard._util import RNGLike, as_generator, require_int
+from lohard.bp import BPConvergenceWarning, FactorGraph, run_bp
 from lohard.lo import _kernels as K
 from lohard.lo._distribution import KIND_SLAB, KIND_TABLE, LODistribution
 
@@ -119,7 +120,7 @@ def _raise_status(status: int, b: int, info: np.ndarray, max_states: int) -> Non
 
 
 def exact_posterior(dist: LODistribution, tokens: np.ndarray, mask: np.ndarray | None = None, *,
-                    max_states: int = DEFAULT_MAX_STATES) -> Posterior:
+                    max_states: int = DEFAULT_MAX_STATES, rng: RNGLike = None) -> Posterior:
     r"""Exact Bayes posteriors p_data(x_i | x[unmasked]) for every masked position.
 
     Parameters
@@ -131,7 +132,11 @@ def exact_posterior(dist: LODistribution, tokens: np.ndarray, mask: np.ndarray |
         True where masked; by default the positions holding ``dist.mask_id``.
     max_states : int
         Largest number of assignments of one component of masked latents to
-        enumerate (ValueError beyond).
+        enumerate (ValueError beyond); an integer >= 1.
+    rng : Generator, int or None
+        Accepted and ignored: exact enumeration is deterministic. It is there so
+        that the same keywords serve :func:`exact_posterior`, :func:`bp_posterior`
+        and :func:`posterior`.
 
     Returns
     -------
@@ -157,9 +162,8 @@ def exact_posterior(dist: LODistribution, tokens: np.ndarray, mask: np.ndarray |
     ----------
     Kim et al. (ICML 2025), Def. 3.1 and Sec. 3.3 (p_data(x_0 | x_0[M])).
     """
+    max_states = require_int(max_states, "max_states", minimum=1)
     t, mk, single = _prepare(dist, tokens, mask)
-    if int(max_states) < 1:
-        raise ValueError(f"max_states must be >= 1, got {max_states}")
     n = t.shape[0]
     probs = _fill_known(dist, t, mk)
     lat_pos, obs_pos = dist.latent_positions, dist.observed_positions
@@ -211,7 +215,7 @@ def _squeeze(post: Posterior) -> Posterior:
 def bp_posterior(dist: LODistribution, tokens: np.ndarray, mask: np.ndarray | None = None, *,
                  schedule: str | None = None, damping: float | None = None,
                  tol: float | None = None, max_iter: int | None = None,
-                 rng: RNGLike = None) -> Posterior:
+                 rng: RNGLike = None, warn: bool = True) -> Posterior:
     r"""Approximate posteriors by belief propagation on the induced factor graph.
 
     Variables are the N latents: unmasked ones are clamped by a one-hot field,
@@ -232,11 +236,16 @@ def bp_posterior(dist: LODistribution, tokens: np.ndarray, mask: np.ndarray | No
         BP options; defaults in ``BP_DEFAULTS`` (parallel, damping 0.5).
     rng : Generator, int or None
         For the random-sequential schedule.
+    warn : bool
+        Warn when BP did not converge on some sequence (False for callers that
+        report ``Posterior.converged`` themselves).
 
     Returns
     -------
     Posterior
-        ``converged`` and ``iterations`` per sequence. Masked observations get
+        ``converged`` and ``iterations`` per sequence; when some sequence's BP
+        did not converge (and ``warn``), one :class:`lohard.bp.BPConvergenceWarning`
+        says on how many. Masked observations get
         :math:`\sum_{x_S} \prod_{i \in S} b_i(x_i)\, \mathcal{O}_j(\cdot \mid x_S)`
         (BP's beliefs, independent across the scope: the Bethe approximation
         of a variable set that is not a factor).
@@ -314,17 +323,88 @@ def bp_posterior(dist: LODistribution, tokens: np.ndarray, mask: np.ndarray | No
             pred = np.einsum("qc,qcv->qv", q, dist.tables[dist.obs_table[mo]])
             probs[b, obs_pos[mo], :] = 0.0
             probs[b, obs_pos[mo], :V] = pred / pred.sum(axis=1, keepdims=True)
+    n_bad = int(np.count_nonzero(~converged))
+    if n_bad and warn:
+        warnings.warn(
+            f"BP did not converge on {n_bad} of {n} sequences (largest message change still "
+            f"above tol = {opts['tol']:g} after max_iter = {opts['max_iter']} iterations, "
+            f"{opts['schedule']}, damping {opts['damping']:g}); Posterior.converged flags them",
+            BPConvergenceWarning,
+            stacklevel=2,
+        )
     out = Posterior(probs, mk, "bp", converged, iters, {"bp_options": opts})
     return _squeeze(out) if single else out
 
 
+def largest_masked_component(dist: LODistribution, tokens: np.ndarray,
+                             mask: np.ndarray | None = None) -> np.ndarray:
+    """Size of the largest component of masked latents that exact enumeration must visit.
+
+    Table observations: masked latents linked by an unmasked observation whose
+    scope holds them (as in :func:`exact_posterior`); slab observations: all
+    masked latents of the sequence.
+
+    Returns
+    -------
+    int64 array, shape (n,) (0-d for one sequence)
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    t, mk, single = _prepare(dist, tokens, mask)
+    lm = mk[:, dist.latent_positions]
+    om = mk[:, dist.observed_positions]
+    n, N = lm.shape
+    out = np.zeros(n, dtype=np.int64)
+    if dist.kind != KIND_TABLE:
+        out[:] = lm.sum(axis=1)
+        return out[0] if single else out
+    P, k = dist.scopes.shape
+    obs = np.repeat(np.arange(P), k)
+    lat = dist.scopes.reshape(-1)
+    for b in range(n):
+        # Bipartite graph: latent i -- unmasked observation f, for masked i in S_f.
+        keep = lm[b, lat] & ~om[b, obs]
+        g = coo_matrix((np.ones(int(keep.sum())), (lat[keep], N + obs[keep])),
+                       shape=(N + P, N + P))
+        _, labels = connected_components(g, directed=False)
+        sizes = np.bincount(labels[:N][lm[b]], minlength=1)
+        out[b] = sizes.max()
+    return out[0] if single else out
+
+
+_EXACT_KEYWORDS = frozenset({"max_states", "rng"})
+_BP_KEYWORDS = frozenset({"schedule", "damping", "tol", "max_iter", "rng", "warn"})
+
+
 def posterior(dist: LODistribution, tokens: np.ndarray, mask: np.ndarray | None = None, *,
               method: str = "auto", **kwargs) -> Posterior:
-    """Posteriors by ``method``: "exact", "bp", or "auto" (exact when N <= 24, else BP)."""
+    """Posteriors by ``method``: "exact", "bp", or "auto".
+
+    "auto" is exact enumeration when, for every sequence, the largest component
+    of masked latents (:func:`largest_masked_component`) has at most
+    ``max_states`` (default ``DEFAULT_MAX_STATES``) joint assignments, i.e.
+    m^c <= max_states, and BP otherwise; slab observations are always exact
+    (BP does not apply to them). Keywords go to the method chosen:
+    ``max_states`` (exact), ``schedule``, ``damping``, ``tol``, ``max_iter``
+    (BP) and ``rng`` (both; exact ignores it). With "auto", keywords of the
+    method not chosen are dropped; a keyword neither method takes is a TypeError.
+    """
+    if method not in ("auto", "exact", "bp"):
+        raise ValueError(f"unknown posterior method {method!r}; choose exact, bp or auto")
     if method == "auto":
-        method = "exact" if dist.n_latent <= 24 or dist.kind == KIND_SLAB else "bp"
+        unknown = set(kwargs) - _EXACT_KEYWORDS - _BP_KEYWORDS
+        if unknown:
+            raise TypeError(f"posterior() got unexpected keyword arguments {sorted(unknown)}")
+        max_states = require_int(kwargs.get("max_states", DEFAULT_MAX_STATES), "max_states",
+                                 minimum=1)
+        if dist.kind == KIND_SLAB:
+            method = "exact"
+        else:
+            biggest = int(np.max(largest_masked_component(dist, tokens, mask), initial=0))
+            method = "exact" if int(dist.m) ** biggest <= max_states else "bp"
+        allowed = _EXACT_KEYWORDS if method == "exact" else _BP_KEYWORDS
+        kwargs = {key: val for key, val in kwargs.items() if key in allowed}
     if method == "exact":
         return exact_posterior(dist, tokens, mask, **kwargs)
-    if method == "bp":
-        return bp_posterior(dist, tokens, mask, **kwargs)
-    raise ValueError(f"unknown posterior method {method!r}; choose exact, bp or auto")
+    return bp_posterior(dist, tokens, mask, **kwargs)

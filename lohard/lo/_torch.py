@@ -39,7 +39,10 @@ def _item(dist, tokens, mask, t) -> dict:
     }
 
 
-def _check(dist, masking, schedule, ell, num_samples):
+def _check(dist, masking, schedule, ell, num_samples, seed):
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0 (the root of a numpy SeedSequence), "
+                         f"got {seed!r}")
     if masking not in MASKINGS:
         raise ValueError(f"masking must be one of {MASKINGS}, got {masking!r}")
     schedule_by_name(schedule)
@@ -79,7 +82,7 @@ class LOMaskedDataset(Dataset):
                  masking: str = "forward", schedule: str = "linear",
                  ell: tuple[int, int] | None = None) -> None:
         ell = (1, dist.n_latent - 1) if ell is None else tuple(ell)
-        _check(dist, masking, schedule, ell, num_samples)
+        _check(dist, masking, schedule, ell, num_samples, seed)
         self.dist, self.num_samples, self.seed = dist, int(num_samples), int(seed)
         self.masking, self.schedule, self.ell = masking, schedule, ell
 
@@ -112,7 +115,7 @@ class LOMaskedIterableDataset(IterableDataset):
                  masking: str = "forward", schedule: str = "linear",
                  ell: tuple[int, int] | None = None, chunk_size: int = 256) -> None:
         ell = (1, dist.n_latent - 1) if ell is None else tuple(ell)
-        _check(dist, masking, schedule, ell, num_samples)
+        _check(dist, masking, schedule, ell, num_samples, seed)
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.dist, self.num_samples, self.seed = dist, int(num_samples), int(seed)
@@ -122,6 +125,8 @@ class LOMaskedIterableDataset(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's stream (epoch e uses root SeedSequence(seed, spawn_key=(e,)))."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
         self.epoch = int(epoch)
 
     def __len__(self) -> int:

@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 import time
+import warnings
 
 import numpy as np
 
-from lohard._util import atomic_write_json, to_jsonable
+from lohard._util import atomic_write_json, provenance, to_jsonable
+from lohard.bp import BPConvergenceWarning
 from lohard.lo._distribution import (
     load_samples,
     nae_sat,
@@ -63,7 +65,8 @@ def register(subparsers) -> None:
     pp.add_argument("--ell", type=int, default=None, help="masked latents (default N // 2)")
     pp.add_argument("--t", type=float, default=0.5, help="forward-process time")
     pp.add_argument("--schedule", choices=("linear", "cosine"), default="linear")
-    pp.add_argument("--limit", type=int, default=None, help="use only the first LIMIT sequences")
+    pp.add_argument("--limit", type=int, default=None,
+                    help="use only the first LIMIT >= 1 sequences")
     pp.add_argument("--seed", type=int, default=0, help="seed of the masks")
     pp.add_argument("--out", default=None, help="save probabilities and masks to this .npz")
     pp.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -99,7 +102,11 @@ def _cmd_sample(args) -> int:
         print(f"lohard sample: error: {err}", file=sys.stderr)
         return 2
     config = {k: v for k, v in vars(args).items() if k != "func"}
-    save_samples(args.out, dist, tokens, seed=args.seed, config=config)
+    try:
+        save_samples(args.out, dist, tokens, seed=args.seed, config=config)
+    except OSError as err:
+        print(f"lohard sample: error: cannot write {args.out}: {err}", file=sys.stderr)
+        return 2
     summary = {"out": args.out, "distribution": dist.header(), "num": int(tokens.shape[0]),
                "length": dist.length, "mask_id": dist.mask_id, "seed": args.seed}
     if args.json:
@@ -111,14 +118,21 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_posterior(args) -> int:
+    if args.limit is not None and args.limit < 1:
+        print(f"lohard posterior: error: --limit must be >= 1 sequence, got {args.limit}",
+              file=sys.stderr)
+        return 2
     try:
-        dist, tokens, _ = load_samples(args.file)
+        dist, tokens, sample_meta = load_samples(args.file)
     except (OSError, ValueError, KeyError) as err:
         print(f"lohard posterior: error: {err}", file=sys.stderr)
         return 2
     if args.limit is not None:
         tokens = tokens[: args.limit]
     n = tokens.shape[0]
+    if n == 0:
+        print(f"lohard posterior: error: {args.file} holds no sequences", file=sys.stderr)
+        return 2
     rng = np.random.default_rng(args.seed)
     try:
         if args.mask == "protocol":
@@ -127,15 +141,20 @@ def _cmd_posterior(args) -> int:
         else:
             mask = forward_mask(n, dist.length, args.t, schedule=args.schedule, rng=rng)
         start = time.perf_counter()
-        post = posterior(dist, tokens, mask, method=args.method)
+        with warnings.catch_warnings():
+            # non-convergence is reported below, from Posterior.converged
+            warnings.simplefilter("ignore", BPConvergenceWarning)
+            post = posterior(dist, tokens, mask, method=args.method)
         elapsed = time.perf_counter() - start
     except ValueError as err:
         print(f"lohard posterior: error: {err}", file=sys.stderr)
         return 2
     lp = post.log_prob(tokens)
     hit = post.argmax() == tokens
+    not_converged = int(np.count_nonzero(~post.converged))
     summary: dict = {"file": args.file, "method": post.method, "num": n,
-                     "seconds": elapsed, "bp_converged": float(post.converged.mean())}
+                     "seconds": elapsed, "bp_converged": float(post.converged.mean()),
+                     "bp_not_converged": not_converged}
     for name, pos in (("latent", dist.latent_positions), ("observed", dist.observed_positions)):
         mk = mask[:, pos]
         cnt = int(mk.sum())
@@ -144,15 +163,28 @@ def _cmd_posterior(args) -> int:
             "mean_log_prob": float(lp[:, pos][mk].mean()) if cnt else None,
             "argmax_accuracy": float(hit[:, pos][mk].mean()) if cnt else None,
         }
+    bp_note = (f"BP did not converge on {not_converged} of {n} sequences"
+               if not_converged else None)
     if args.out:
         from lohard.lo._distribution import _write_npz
 
+        config = {k: v for k, v in vars(args).items() if k != "func"}
+        config["samples"] = {"file": args.file, "seed": sample_meta.get("seed"),
+                             "config": sample_meta.get("config"),
+                             "lohard_version": sample_meta.get("lohard_version")}
         meta = {"format": "lohard.lo.posterior", "format_version": 1, "summary": summary,
-                "config": {k: v for k, v in vars(args).items() if k != "func"}}
-        _write_npz(args.out, to_jsonable(meta), {"probs": post.probs, "mask": mask})
-        atomic_write_json(str(args.out) + ".json", meta)
+                **provenance(config, {"mask_seed": args.seed,
+                                      "samples_seed": sample_meta.get("seed")})}
+        try:
+            _write_npz(args.out, to_jsonable(meta), {"probs": post.probs, "mask": mask})
+            atomic_write_json(str(args.out) + ".json", meta)
+        except OSError as err:
+            print(f"lohard posterior: error: cannot write {args.out}: {err}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(to_jsonable(summary)))
+        if bp_note:
+            print(f"lohard posterior: warning: {bp_note}", file=sys.stderr)
     else:
         for name in ("latent", "observed"):
             s = summary[name]
@@ -160,6 +192,8 @@ def _cmd_posterior(args) -> int:
                 print(f"{name:9s} masked {s['masked']:7d}  mean log p {s['mean_log_prob']:.4f}  "
                       f"argmax accuracy {s['argmax_accuracy']:.4f}")
         print(f"{post.method} posteriors of {n} sequences in {elapsed:.3f} s")
+        if bp_note:
+            print(f"{bp_note} (their posteriors are BP's last iterate)")
     return 0
 
 

@@ -99,3 +99,37 @@ def test_survives_brackets_the_q5_spinodal():
 def test_a_single_repeat_gives_no_error_bar():
     with pytest.raises(ValueError, match="repeats >= 2"):
         locate_spinodal(Predicate.not_equal(5), 8.0, 17.0, population=500, repeats=1, rng=0)
+
+
+def test_counts_and_levels_are_checked_not_truncated():
+    nae = Predicate.nae(3, 3)
+    with pytest.raises(ValueError, match="equilibration sweeps must be an integer >= 0, got 2.5"):
+        population_dynamics(nae, 10.0, population=300, sweeps=2.5, measure=2, rng=0)
+    with pytest.raises(ValueError, match="measurement sweeps must be an integer >= 1, got 1.5"):
+        population_dynamics(nae, 10.0, population=300, sweeps=2, measure=1.5, rng=0)
+    with pytest.raises(ValueError, match="samples per measurement sweep must be an integer"):
+        population_dynamics(nae, 10.0, population=300, sweeps=2, measure=2, samples=0.5)
+    with pytest.raises(ValueError, match="population must be an integer"):
+        population_dynamics(nae, 10.0, population=300.5, sweeps=2, measure=2, rng=0)
+    for q in (float("nan"), -0.1, 1.0):
+        with pytest.raises(ValueError, match=r"collapse_q of the order parameter must lie in "
+                                             r"\[0, 1\)"):
+            population_dynamics(nae, 10.0, population=300, sweeps=2, measure=2, collapse_q=q)
+        with pytest.raises(ValueError, match="collapse_q"):
+            survives(nae, 10.0, population=300, sweeps=2, collapse_q=q, rng=0)
+    with pytest.raises(ValueError, match="sweeps must be an integer >= 1, got 0"):
+        survives(nae, 10.0, population=300, sweeps=0, rng=0)
+
+
+def test_every_bisection_step_is_logged(caplog):
+    import logging
+
+    from lohard.cavity._thresholds import _spinodal_cell, predicate_cell
+
+    cell = {"predicate": predicate_cell(Predicate.not_equal(5)), "d_lo": 8.0, "d_hi": 17.0,
+            "tol": 2.5, "population": 500, "sweeps": 20, "collapse_q": 0.02, "repeat": 1}
+    with caplog.at_level(logging.INFO, logger="lohard.cavity"):
+        out = _spinodal_cell(cell, np.random.SeedSequence(0))
+    steps = [r.getMessage() for r in caplog.records if "d_sp bisection" in r.getMessage()]
+    assert len(steps) == len(out["history"]) >= 2
+    assert "repeat 1" in steps[0] and "d = 12.5" in steps[0]

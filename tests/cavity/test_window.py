@@ -63,3 +63,46 @@ def test_window_cli(capsys):
     assert out["d_ks"] == pytest.approx(64.0)
     assert out["alpha_lo"] < 0.999989 < out["alpha_hi"]
     assert out["probability"]["0.999989"] > 0.9
+
+
+def test_window_inputs_are_checked():
+    nae = Predicate.nae(3, 3)
+    for p_obs in (0, -5):
+        with pytest.raises(ValueError, match=f"P must be >= 1 observations.*got P = {p_obs}"):
+            hardness_window(nae, 30, d_cond=50.0, n_observations=p_obs)
+    with pytest.raises(ValueError, match="number of observations P must be an integer"):
+        hardness_window(nae, 30, d_cond=50.0, n_observations=2.5)
+    with pytest.raises(ValueError, match="d_cond finite"):
+        hardness_window(nae, 30, d_cond=float("nan"))
+    with pytest.raises(ValueError, match="need N >= k latents"):
+        hardness_window(nae, 2, d_cond=50.0)
+    kw = dict(d_cond=50.0, d_ks=64.0)
+    for a in (float("nan"), float("inf"), -0.1):
+        with pytest.raises(ValueError, match="alpha must be finite and lie in"):
+            window_probability(a, 10, 100, 3, **kw)
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        window_probability([0.5, float("nan")], 10, 100, 3, **kw)
+    for s in (-1, 2.5):
+        with pytest.raises(ValueError, match="satisfied observations S must be an integer >= 0"):
+            window_probability(0.5, 10, s, 3, **kw)
+    assert window_probability(0.5, 10, 0, 3, **kw) == 0.0
+    sat = np.ones(40, dtype=bool)
+    with pytest.raises(ValueError, match="trials must be an integer >= 1, got 0"):
+        window_monte_carlo(0.5, 10, sat, 3, trials=0, rng=0, **kw)
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        window_monte_carlo(float("nan"), 10, sat, 3, trials=10, rng=0, **kw)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--observations", "0"], "P must be >= 1 observations"),
+    (["--observations", "-3"], "P must be >= 1 observations"),
+    (["--alpha", "nan"], "alpha must be finite"),
+])
+def test_window_cli_rejects_bad_input_with_exit_2(capsys, extra, message):
+    from lohard.cli import main
+
+    # no --d-cond: the inputs must be checked before the (long) cavity computation
+    assert main(["window", "-n", "30", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lohard window: error: ") and message in err
+    assert "Traceback" not in err

@@ -145,3 +145,32 @@ def test_overlap_permutation_and_normalisation():
     assert ov.raw == pytest.approx(1 / 3) and ov.normalised == pytest.approx(0.0)
     with pytest.raises(ValueError, match="NaN"):
         overlap(np.full((6, 3), np.nan), sig)
+
+
+def test_planted_init_noise_is_a_mixing_weight_in_0_1():
+    inst = planted_instance(30, Predicate.nae(3, 3), 5, rng=0)
+    for bad in (2.0, 1.0001):
+        with pytest.raises(ValueError, match=r"noise must lie in \[0, 1\], got"):
+            run_bp(inst, init="planted", noise=bad, warn=False, rng=0)
+    res = run_bp(inst, init="planted", noise=1.0, max_iter=1, warn=False, rng=0)
+    assert np.all(res.nu >= 0)
+
+
+def test_integer_arguments_are_not_truncated():
+    inst = planted_instance(30, Predicate.nae(3, 3), 5, rng=0)
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1, got 2.7"):
+        run_bp(inst, max_iter=2.7, warn=False, rng=0)
+    assert run_bp(inst, max_iter=3.0, tol=1e-300, warn=False, rng=0).iterations == 3
+    with pytest.raises(ValueError, match="sigma must hold integers, got 0.7"):
+        Instance(5, Predicate.nae(3, 3), np.zeros((0, 3)), np.array([0.7, 1.2, 0, 1, 2]))
+    with pytest.raises(ValueError, match="clauses must hold integers"):
+        Instance(5, Predicate.nae(3, 3), np.array([[0, 1, 2.5]]))
+    with pytest.raises(ValueError, match="sigma must hold integers"):
+        overlap(np.array([0, 1, 2]), np.array([0.5, 1.2, 2.9]))
+    with pytest.raises(ValueError, match="estimate must hold integers"):
+        overlap(np.array([0.5, 1.0, 2.0]), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="sigma must hold integers"):
+        run_bp(inst, init="planted", sigma=inst.sigma + 0.5, warn=False, rng=0)
+    # integer-valued floats are whole numbers and stay accepted
+    assert overlap(np.array([0.0, 1.0, 2.0]), np.array([0, 1, 2])).raw == 1.0
+    assert Instance(5, Predicate.nae(3, 3), np.zeros((0, 3)), np.array([0.0, 1, 2, 0, 1])).n == 5

@@ -49,3 +49,63 @@ def test_other_families_and_errors(tmp_path, capsys):
                  "--num", "2", "--out", str(tmp_path / "x.npz")]) == 2
     assert "eta must lie in [0, 1/2), got 0.7" in capsys.readouterr().err
     assert _run(["posterior", str(tmp_path / "missing.npz")]) == 2
+
+
+def _sample(tmp_path, capsys, *extra):
+    out = tmp_path / "d.npz"
+    assert _run(["sample", "nae-sat", "--n-latent", "10", "--n-obs", "40", "--num", "6",
+                 "--out", str(out), "--seed", "4", *extra]) == 0
+    capsys.readouterr()
+    return out
+
+
+def test_posterior_limit_must_be_at_least_one(tmp_path, capsys):
+    out = _sample(tmp_path, capsys)
+    for bad in ("0", "-45"):
+        assert _run(["posterior", str(out), "--limit", bad]) == 2
+        assert f"--limit must be >= 1 sequence, got {bad}" in capsys.readouterr().err
+    assert _run(["posterior", str(out), "--limit", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num"] == 2
+
+
+def test_posterior_reports_bp_non_convergence(tmp_path, capsys, monkeypatch):
+    from lohard.lo import _posterior
+
+    out = _sample(tmp_path, capsys)
+    # One BP iteration cannot converge: the CLI must say so instead of passing silently.
+    monkeypatch.setitem(_posterior.BP_DEFAULTS, "max_iter", 1)
+    assert _run(["posterior", str(out), "--method", "bp", "--ell", "6"]) == 0
+    text = capsys.readouterr().out
+    assert "BP did not converge on 6 of 6 sequences" in text
+    assert _run(["posterior", str(out), "--method", "bp", "--ell", "6", "--json"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["bp_not_converged"] == 6
+    assert "BP did not converge on 6 of 6 sequences" in cap.err
+    monkeypatch.undo()
+    assert _run(["posterior", str(out), "--method", "bp", "--ell", "2"]) == 0
+    assert "did not converge" not in capsys.readouterr().out
+
+
+def test_posterior_output_carries_provenance(tmp_path, capsys):
+    out = _sample(tmp_path, capsys)
+    res = tmp_path / "p.npz"
+    assert _run(["posterior", str(out), "--ell", "4", "--seed", "9", "--out", str(res)]) == 0
+    meta = json.loads((tmp_path / "p.npz.json").read_text())
+    with np.load(res) as f:
+        assert json.loads(str(f["meta_json"])) == meta
+    assert {"lohard_version", "created", "numpy", "config", "seed"} <= set(meta)
+    assert meta["seed"] == {"mask_seed": 9, "samples_seed": 4}
+    assert meta["config"]["ell"] == 4
+    assert meta["config"]["samples"]["seed"] == 4
+    assert meta["config"]["samples"]["config"]["num"] == 6
+
+
+def test_unwritable_output_is_a_clean_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert _run(["sample", "nae-sat", "--n-latent", "10", "--n-obs", "40", "--num", "2",
+                 "--out", str(blocker / "z.npz")]) == 2
+    assert "lohard sample: error: cannot write" in capsys.readouterr().err
+    out = _sample(tmp_path, capsys)
+    assert _run(["posterior", str(out), "--out", str(blocker / "p.npz")]) == 2
+    assert "lohard posterior: error: cannot write" in capsys.readouterr().err

@@ -90,3 +90,29 @@ def test_mask_errors_and_apply():
     assert np.array_equal(x == d.mask_id, mk) and np.array_equal(x[~mk], t[~mk])
     with pytest.raises(ValueError, match="inside the sequence"):
         apply_mask(t, np.zeros((3, d.length + 1), dtype=bool), d.mask_id)
+
+
+def test_loss_weight_needs_t_in_the_half_open_interval():
+    assert LINEAR.loss_weight(1.0) == -1.0
+    for bad in (0.0, -0.1, 1.5, float("nan")):
+        for sched in (LINEAR, COSINE):
+            with pytest.raises(ValueError, match=r"needs t in \(0, 1\]"):
+                sched.loss_weight(bad)
+    with pytest.raises(ValueError, match=r"needs t in \(0, 1\]"):
+        LINEAR.loss_weight([0.5, 0.0])
+
+
+def test_mask_arguments_are_checked_at_call_time():
+    d = nae_sat(10, 20, rng=0)
+    with pytest.raises(ValueError, match="batch size n must be an integer >= 0, got -1"):
+        protocol_mask(d, -1, 3, rng=0)
+    with pytest.raises(ValueError, match=r"t must be one value or one per sequence, shape "
+                                         r"\(n,\) = \(3,\), got shape \(2,\)"):
+        forward_mask(3, 5, [0.1, 0.2], rng=0)
+    with pytest.raises(ValueError, match="mask size must be one value or one per sequence"):
+        fixed_size_mask(3, 5, [1, 2], rng=0)
+    with pytest.raises(ValueError, match="l must be one value or one per sequence"):
+        protocol_mask(d, 2, [[1, 1]], rng=0)
+    # one value per sequence, or a length-1 array, still broadcast
+    assert forward_mask(3, 5, [0.1, 0.2, 0.3], rng=0).shape == (3, 5)
+    assert forward_mask(3, 5, [0.5], rng=0).shape == (3, 5)

@@ -3,12 +3,16 @@
 import numpy as np
 import pytest
 
+from lohard.bp import BPConvergenceWarning
 from lohard.lo import (
+    DEFAULT_MAX_STATES,
     LODistribution,
     apply_mask,
     bp_posterior,
     exact_posterior,
     fixed_size_mask,
+    largest_masked_component,
+    latent_mask,
     nae_sat,
     noisy_parity,
     posterior,
@@ -160,3 +164,74 @@ def test_errors():
         bp_posterior(random_slab(4, 2, 0.5, rng=0), np.zeros((1, 6), dtype=int))
     with pytest.raises(ValueError, match="unknown posterior method"):
         posterior(d, tok, mk, method="mcmc")
+
+
+def test_largest_component_is_the_one_exact_enumeration_visits():
+    # exact_posterior succeeds with max_states = m^c and refuses m^c - 1 exactly
+    # when c is the size the kernel enumerates.
+    d = sparse_predicate(20, Predicate.nae(3, 3), 60, rng=0)
+    for seed in range(4):
+        tok = d.sample(3, rng=seed)
+        mk = protocol_mask(d, 3, 12, rng=seed)
+        c = int(largest_masked_component(d, tok, mk).max())
+        assert 1 < c <= 12
+        exact_posterior(d, tok, mk, max_states=3 ** c)
+        with pytest.raises(ValueError, match="max_states"):
+            exact_posterior(d, tok, mk, max_states=3 ** c - 1)
+    slab = random_slab(6, 4, 0.5, rng=0)
+    mk = latent_mask(slab, 2, 4, rng=0)
+    assert largest_masked_component(slab, slab.sample(2, rng=0), mk).tolist() == [4, 4]
+
+
+def test_auto_is_exact_only_when_the_largest_component_fits():
+    # N = 20 <= 24 but m = 3 and 18 masked latents in one component: 3^18 > 2^24
+    # assignments, so "auto" must not pick exact enumeration (it used to, and fail).
+    d = sparse_predicate(20, Predicate.nae(3, 3), 60, rng=0)
+    tok = d.sample(4, rng=1)
+    mk = latent_mask(d, 4, 18, rng=2)
+    assert 3 ** int(largest_masked_component(d, tok, mk).max()) > DEFAULT_MAX_STATES
+    post = posterior(d, tok, mk, rng=0)
+    assert post.method == "bp" and post.converged.all()
+    # ... unless max_states allows it (checked on a small component: 3^6 states)
+    small = latent_mask(d, 1, 6, rng=4)
+    c = int(largest_masked_component(d, tok[:1], small).max())
+    assert posterior(d, tok[:1], small, max_states=3 ** c, rng=0).method == "exact"
+    assert posterior(d, tok[:1], small, max_states=3 ** c - 1, rng=0).method == "bp"
+    # N = 40 > 24 with 3 masked latents: exact is cheap and exact, so auto takes it.
+    big = nae_sat(40, 260, rng=0)
+    tb = big.sample(5, rng=1)
+    mb = protocol_mask(big, 5, 3, rng=2)
+    assert posterior(big, tb, mb, rng=0).method == "exact"
+
+
+def test_rng_is_accepted_and_ignored_by_exact():
+    d = nae_sat(8, 12, rng=0)
+    tok = d.sample(3, rng=1)
+    mk = fixed_size_mask(3, d.length, 6, rng=2)
+    ref = exact_posterior(d, tok, mk)
+    for rng in (0, 5, np.random.default_rng(3), None):
+        assert np.array_equal(exact_posterior(d, tok, mk, rng=rng).probs, ref.probs)
+        post = posterior(d, tok, mk, rng=rng)
+        assert post.method == "exact" and np.array_equal(post.probs, ref.probs)
+    # auto drops BP-only options when it picks exact, and BP-only ones when it picks BP
+    assert posterior(d, tok, mk, damping=0.3, max_iter=10).method == "exact"
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        posterior(d, tok, mk, beta=2.0)
+    with pytest.raises(ValueError, match="max_states must be an integer >= 1"):
+        exact_posterior(d, tok, mk, max_states=float("nan"))
+    with pytest.raises(ValueError, match="max_states must be an integer >= 1"):
+        exact_posterior(d, tok, mk, max_states=0)
+
+
+def test_bp_non_convergence_is_one_warning_with_the_count():
+    d = nae_sat(20, 280, rng=1)
+    tok = d.sample(6, rng=2)
+    mk = protocol_mask(d, 6, 10, rng=3)
+    with pytest.warns(BPConvergenceWarning, match=r"BP did not converge on \d+ of 6 sequences"
+                      ) as rec:
+        post = bp_posterior(d, tok, mk, max_iter=1, rng=0)
+    assert len(rec) == 1
+    bad = int((~post.converged).sum())
+    assert bad > 0 and f"on {bad} of 6" in str(rec[0].message)
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1"):
+        bp_posterior(d, tok, mk, max_iter=2.7)

@@ -46,3 +46,14 @@ def test_iterable_dataset_independent_of_worker_count():
     assert not torch.equal(torch.stack([x["tokens"] for x in ds]), one)
     ts = np.array([float(x["t"]) for x in LOMaskedIterableDataset(d, 5, seed=2)])
     assert np.all((ts >= 0) & (ts < 1))
+
+
+def test_seed_and_epoch_are_checked_at_construction():
+    d = nae_sat(6, 10, rng=0)
+    for cls in (LOMaskedDataset, LOMaskedIterableDataset):
+        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+            cls(d, 4, seed=-1)
+        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+            cls(d, 4, seed=1.5)
+    with pytest.raises(ValueError, match="epoch must be an integer >= 0"):
+        LOMaskedIterableDataset(d, 4, seed=0).set_epoch(-2)

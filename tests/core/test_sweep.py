@@ -1,0 +1,66 @@
+"""run_sweep: a cell's cached result belongs to (cell, index, root seed)."""
+
+import json
+
+import numpy as np
+
+from lohard.sweep import _legacy_cell_key, cell_key, run_sweep
+
+
+def _draw(cell, seed):
+    return {"x": float(np.random.default_rng(seed).random()), "d": cell["d"]}
+
+
+def _xs(records):
+    return [r["result"]["x"] for r in records]
+
+
+def _run(cells, out_dir=None):
+    return run_sweep(_draw, cells, root_seed=7, out_dir=out_dir, backend="sequential",
+                     progress=False)
+
+
+def test_resume_after_reordering_matches_a_fresh_run(tmp_path):
+    _run([{"d": 1.0}, {"d": 2.0}], tmp_path)
+    # d = 2 moves from index 1 to index 0: its seed changes, so must its result.
+    resumed = _run([{"d": 2.0}, {"d": 3.0}], tmp_path)
+    fresh = _run([{"d": 2.0}, {"d": 3.0}])
+    assert _xs(resumed) == _xs(fresh)
+    assert [r["index"] for r in resumed] == [0, 1]
+
+
+def test_identical_cells_at_two_positions_get_two_files(tmp_path):
+    recs = _run([{"d": 1.0}, {"d": 1.0}], tmp_path)
+    assert recs[0]["result"]["x"] != recs[1]["result"]["x"]
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    again = _run([{"d": 1.0}, {"d": 1.0}], tmp_path)
+    assert _xs(again) == _xs(recs)
+
+
+def test_cache_is_used_and_keyed_by_index(tmp_path):
+    cells = [{"d": 1.0}, {"d": 2.0}]
+    first = _run(cells, tmp_path)
+    for i, cell in enumerate(cells):
+        path = tmp_path / f"{cell_key(cell, 7, i)}.json"
+        rec = json.loads(path.read_text())
+        rec["result"]["x"] = -1.0  # a marker: a resumed run must load, not recompute
+        path.write_text(json.dumps(rec))
+    assert _xs(_run(cells, tmp_path)) == [-1.0, -1.0]
+    assert cell_key(cells[0], 7, 0) != cell_key(cells[0], 7, 1)
+    assert _xs(first) == _xs(_run(cells))
+
+
+def test_legacy_files_are_reused_only_at_their_own_index(tmp_path):
+    cells = [{"d": 1.0}, {"d": 2.0}]
+    recs = _run(cells, tmp_path)
+    # Rename the files to the old (index-free) key, as caches written before the fix.
+    for i, cell in enumerate(cells):
+        (tmp_path / f"{cell_key(cell, 7, i)}.json").rename(
+            tmp_path / f"{_legacy_cell_key(cell, 7)}.json")
+        rec = json.loads((tmp_path / f"{_legacy_cell_key(cell, 7)}.json").read_text())
+        rec["result"]["x"] = -1.0 - i
+        (tmp_path / f"{_legacy_cell_key(cell, 7)}.json").write_text(json.dumps(rec))
+    assert _xs(_run(cells, tmp_path)) == [-1.0, -2.0]  # same positions: reused
+    # d = 2 at index 0 now: its legacy file was computed at index 1, so it is not reused.
+    moved = _run([{"d": 2.0}], tmp_path)
+    assert _xs(moved) == _xs(_run([{"d": 2.0}])) == _xs(recs[:1])
