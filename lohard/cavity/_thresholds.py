@@ -68,8 +68,9 @@ def _run_cells(func, cells, seed, *, n_jobs, backend, cells_dir, desc):
                    for i, c in enumerate(cells))
     name = cells[0]["predicate"]["name"] if cells and "predicate" in cells[0] else ""
     if done < len(cells):
-        log.info("%s %s: running %d cell(s), %d from cache ...", name, desc, len(cells) - done,
-                 done)
+        # (worded unlike the summary line below, which counts each stage once)
+        log.info("%s %s: computing %d of %d cells ...", name, desc, len(cells) - done,
+                 len(cells))
     t0 = time.perf_counter()
     recs = run_sweep(func, cells, root_seed=root, n_jobs=n_jobs, backend=backend,
                      out_dir=cells_dir, progress=False, desc=desc)
