@@ -103,6 +103,18 @@ def provenance(config: dict[str, Any] | None = None, seed: Any = None) -> dict[s
     return meta
 
 
+def provenance_comment(what: str, meta: dict[str, Any]) -> str:
+    """First line of a CSV output: ``# <what>; lohard <version>; seed <seed>; config <json>``.
+
+    ``meta`` is a :func:`provenance` dict; readers skip lines starting with ``#``
+    (``pandas.read_csv(..., comment="#")``, ``numpy.loadtxt``).
+    """
+    seed = json.dumps(to_jsonable(meta.get("seed")), sort_keys=True)
+    config = json.dumps(to_jsonable(meta.get("config")), sort_keys=True)
+    return (f"# {what}; lohard {meta.get('lohard_version')}; created {meta.get('created')}; "
+            f"seed {seed}; config {config}\n")
+
+
 def to_jsonable(obj: Any) -> Any:
     """Convert numpy scalars/arrays, paths, dataclasses and infinities to JSON-ready values.
 

@@ -359,6 +359,8 @@ def plot(result: dict, dist, title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from lohard._util import atomic_write
+
     per_l = result["per_l"]
     ells = [e["l"] for e in per_l]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
@@ -413,7 +415,7 @@ def plot(result: dict, dist, title: str, path: Path) -> None:
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130))
     plt.close(fig)
 
 
@@ -438,10 +440,11 @@ def binned_hist(hist: dict | None, bins: int = 40) -> dict | None:
     return out
 
 
-def write_csv(result: dict, path: Path) -> None:
-    from lohard._util import atomic_write_text
+def write_csv(result: dict, path: Path, meta: dict) -> None:
+    from lohard._util import atomic_write_text, provenance_comment
 
     buf = io.StringIO()
+    buf.write(provenance_comment("simulations/fig2_per_mask_error.py", meta))
     w = csv.writer(buf)
     w.writerow(["l", "comparison", "positions", "mean_sq_logprob_error", "stderr",
                 "mean_kl", "n_positions", "n_nonfinite", "sequences"])
@@ -534,8 +537,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{ckpt.model_config.name} MDM at step {ckpt.step}; {cfg.masks_per_l} masks per l"
              + ("" if exact else " (N too large for enumeration: BP reference only)"))
     plot(result, dist, title, stem.with_suffix(".png"))
-    write_csv(result, stem.with_suffix(".csv"))
     meta = provenance(dataclasses.asdict(cfg), cfg.seed)
+    write_csv(result, stem.with_suffix(".csv"), meta)
     atomic_write_json(stem.with_suffix(".json"), {
         **meta,
         "error_definition": "per masked position i: (log p_theta(x0_i | x0[M]) - log "

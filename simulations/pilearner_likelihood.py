@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
     import torch
 
-    from lohard._util import atomic_write_json, provenance
+    from lohard._util import atomic_write, atomic_write_json, provenance
     from lohard.mdm._pilearner import (
         PiTrainConfig,
         dist_digest,
@@ -185,13 +185,14 @@ def main(argv: list[str] | None = None) -> int:
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     colors = {o: f"C{i}" for i, o in enumerate(cfg.orders)}
-    styles = ["-", "--", ":", "-."]
+    # Colour: order. Size: line style and marker (both, so the legend tells sizes apart).
+    styles = [("-", "o"), ("--", "^"), (":", "s"), ("-.", "D")]
     for r in results:
         f = [c["flops"] for c in r["curve"]]
         y = [c["test_nll"] for c in r["curve"]]
-        ls = styles[list(cfg.sizes).index(r["size"]) % len(styles)]
+        ls, mk = styles[list(cfg.sizes).index(r["size"]) % len(styles)]
         k = f", K={r['swaps']}" if r["swaps"] is not None else ""
-        ax.plot(f, y, ls, marker="o", ms=3, color=colors[r["order_spec"]],
+        ax.plot(f, y, ls, marker=mk, ms=4, color=colors[r["order_spec"]],
                 label=f"{r['order_spec']}{k}, {r['size']}")
     if mdm is not None:
         ax.plot(mdm["flops"], mdm["test_nll"], "k-", marker="s", ms=3, label="MDM (--mdm-log)")
@@ -203,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(f"pi-learners on {dist!r}: order matters (Sec. 3.2)\n"
                  f"{cfg.steps} steps of batch {cfg.batch_size} on {cfg.device}, seed {cfg.seed}",
                  fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, handlelength=3.5)
     fig.tight_layout()
     out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out.with_suffix(".png"), dpi=130)
+    atomic_write(out.with_suffix(".png"),
+                 lambda tmp: fig.savefig(tmp, format="png", dpi=130))
     meta = provenance(dataclasses.asdict(cfg), cfg.seed)
     meta["torch"] = torch.__version__
     atomic_write_json(out.with_suffix(".json"), {

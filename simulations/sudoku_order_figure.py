@@ -40,7 +40,7 @@ class Config:
     n_test: int = 0  # 0: sudoku_tables.py's default for this box / --quick
     device: str = "cpu"
     work_dir: str = ""
-    out: str = ""  # default figures/sudoku_order (9x9), figures/sudoku_order_4x4 (4x4)
+    out: str = ""  # figures/sudoku_order (9x9), _4x4 (4x4), _9x9_quick (sudoku_tables.default_out)
 
 
 def parse(argv):
@@ -66,7 +66,7 @@ def parse(argv):
     if not cfg.work_dir:
         cfg.work_dir = T.default_work_dir(cfg.box, quick)
     if not cfg.out:
-        cfg.out = "figures/sudoku_order" + ("_4x4" if cfg.box == 2 else "")
+        cfg.out = T.default_out("figures/sudoku_order", cfg.box, quick)
     if not cfg.n_test:
         cfg.n_test = T.QUICK[cfg.box]["n_test"] if quick else T.Config().n_test
     return cfg

@@ -19,7 +19,8 @@ Accuracy: share of puzzles whose grid is a full valid Sudoku keeping every clue
 between the step at which each blank was decoded and the strategy solver's fill step.
 
 Writes figures/sudoku_tables.md, .json and .csv (configs, steps, seeds, device, wall
-and GPU time). Every stage is resumable (run folder ``runs/sudoku_tables_b{box}``):
+and GPU time; ``_4x4`` for 4x4 and ``_9x9_quick`` for a CPU-scale 9x9 run). Every stage
+is resumable (run folder ``runs/sudoku_tables_b{box}``, ``_quick`` for quick runs):
 data files, training checkpoints and per-(model, test set) results are reused, and
 ``--max-minutes`` stops training with a checkpoint so that a second call continues.
 
@@ -91,7 +92,7 @@ class Config:
     jobs: int = -1  # CPU workers for generation and BP decoding (-1: all)
     threads: int = 0  # torch CPU threads (0: torch's default)
     work_dir: str = ""  # default runs/sudoku_tables_b{box}
-    out: str = ""  # default figures/sudoku_tables (9x9), figures/sudoku_tables_4x4 (4x4)
+    out: str = ""  # default figures/sudoku_tables (9x9), _4x4 (4x4), _9x9_quick (see default_out)
     quick: bool = False
 
 
@@ -108,6 +109,14 @@ QUICK = {
 def default_work_dir(box: int, quick: bool) -> str:
     """Run folder of the tables run (the order figure reads its checkpoint and test sets)."""
     return f"runs/sudoku_tables_b{box}" + ("_quick" if quick else "")
+
+
+def default_out(stem: str, box: int, quick: bool) -> str:
+    """Output stem: ``stem`` for the paper-scale 9x9 run, ``stem_4x4`` for 4x4 and
+    ``stem_9x9_quick`` for a CPU-scale 9x9 run (which must not overwrite the GPU run's)."""
+    if box == 2:
+        return stem + "_4x4"
+    return stem + ("_9x9_quick" if quick else "")
 
 
 def parse(argv: list[str] | None) -> Config:
@@ -138,7 +147,7 @@ def parse(argv: list[str] | None) -> Config:
     if not cfg.work_dir:
         cfg.work_dir = default_work_dir(cfg.box, quick)
     if not cfg.out:
-        cfg.out = "figures/sudoku_tables" + ("_4x4" if cfg.box == 2 else "")
+        cfg.out = default_out("figures/sudoku_tables", cfg.box, quick)
     return cfg
 
 
@@ -254,7 +263,7 @@ def _fmt(x, digits=2):
 
 def write_tables(cfg: Config, sets: dict, models: dict, results: dict, device_info: dict,
                  seconds: float) -> dict:
-    from lohard._util import atomic_write_json, atomic_write_text, provenance
+    from lohard._util import atomic_write_json, atomic_write_text, provenance, provenance_comment
 
     rows = []
     for test_name in ("easy", "hard"):
@@ -291,6 +300,7 @@ def write_tables(cfg: Config, sets: dict, models: dict, results: dict, device_in
     out = Path(cfg.out)
     atomic_write_json(out.with_suffix(".json"), {**meta, "rows": rows, "raw": results})
     buf = io.StringIO()
+    buf.write(provenance_comment("simulations/sudoku_tables.py", meta))
     fields = list(rows[0].keys()) if rows else []
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()

@@ -426,7 +426,7 @@ def pct(x) -> str:
 
 
 def write_outputs(cfg: Table1Config, rows: list[dict], meta: dict) -> None:
-    from lohard._util import atomic_write_json, atomic_write_text, provenance
+    from lohard._util import atomic_write_json, atomic_write_text, provenance, provenance_comment
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -439,6 +439,7 @@ def write_outputs(cfg: Table1Config, rows: list[dict], meta: dict) -> None:
         "paper": {f"{n}-{p}": v for (n, p), v in PAPER_TABLE1.items()}, "rows": rows})
 
     buf = io.StringIO()
+    buf.write(provenance_comment("simulations/table1_nae.py", prov))
     w = csv.writer(buf)
     w.writerow(["N", "P", "L", "model", "steps_done", "steps_scheduled", "finished", "variant",
                 "accuracy", "stderr", "ci95_low", "ci95_high", "all_correct_fraction", "num",

@@ -66,7 +66,7 @@ def register_sudoku(sub) -> None:
     e = sub.add_parser(
         "eval", help="decode test puzzles with a trained Sudoku model",
         description="Decode test puzzles one cell per step and report the share of grids "
-                    "that are valid solutions keeping every clue, with a 95%% Wilson "
+                    "that are valid solutions keeping every clue, with a 95% Wilson "
                     "interval, and the Spearman correlation between the decoding order and "
                     "the strategy solver's order.")
     e.add_argument("checkpoint", help="checkpoint.pt or its run folder")

@@ -84,7 +84,9 @@ def test_table1_quick_writes_table_and_resumes(table1, tmp_path):
         seeds.add(r["seed"])
     assert len(seeds) == len(table1.VARIANTS)  # one sampling stream per variant
     csv_lines = (out / "table1.csv").read_text().strip().splitlines()
-    assert len(csv_lines) == 1 + len(table1.VARIANTS)
+    assert csv_lines[0].startswith("# simulations/table1_nae.py; lohard ")  # provenance
+    assert '"seed": 0' in csv_lines[0] or "seed 0" in csv_lines[0]
+    assert len(csv_lines) == 2 + len(table1.VARIANTS)
     assert "vanilla" in (out / "table1.md").read_text()
     curve = json.loads(log.read_text())
     assert len(curve["flops"]) == len(curve["test_nll"]) == 2
@@ -227,7 +229,8 @@ def test_fig2_main_on_a_checkpoint(fig2, tmp_path):
     assert data["checkpoint_step"] == 3 and "lohard_version" in data
     assert (out / "fig2_per_mask_error.png").stat().st_size > 0
     rows = (out / "fig2_per_mask_error.csv").read_text().strip().splitlines()
-    assert len(rows) == 1 + 2 * (2 * 2 + 2)  # per l: 2 comparisons x 2 kinds + BP TV x 2
+    assert rows[0].startswith("# simulations/fig2_per_mask_error.py; lohard ")  # provenance
+    assert len(rows) == 2 + 2 * (2 * 2 + 2)  # per l: 2 comparisons x 2 kinds + BP TV x 2
 
 
 # -- throughput benchmark ------------------------------------------------------------------
