@@ -23,8 +23,9 @@ from lohard._util import to_jsonable
 def _predicate_args(p: argparse.ArgumentParser, k_default=None, m_default=None) -> None:
     p.add_argument("--predicate", default="nae",
                    help="predicate name: nae, not-equal (colouring), xor (default: nae)")
-    p.add_argument("--k", type=int, default=k_default, help="arity k (default: 3 for nae/xor)")
-    p.add_argument("--m", type=int, default=m_default,
+    p.add_argument("-k", "--k", type=int, default=k_default,
+                   help="arity k (default: 3 for nae/xor)")
+    p.add_argument("-m", "--m", type=int, default=m_default,
                    help="number of colours m (default: 3 for nae/not-equal)")
 
 
@@ -61,13 +62,25 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(to_jsonable(summary), indent=2))
     else:
+        def between(key: str, what: str) -> str:
+            b = summary[key]
+            return (f"{what} rises most between d = {b[0]:.4g} and {b[1]:.4g}" if b else
+                    f"{what} rises by no more than 0.3 between grid points")
+
         print(f"{pred.name}, N = {cfg.n}: analytic d_KS = {summary['d_ks']:.4g}; "
-              f"ground-truth curve jumps at d ~ {summary['d_jump_truth']:.3g}; "
-              f"random-start curve rises at d ~ {summary['d_rise_random']:.3g}")
-        print(f"{'d':>8} {'truth':>8} {'random':>8}")
+              f"{between('d_jump_truth_between', 'ground-truth curve')}; "
+              f"{between('d_rise_random_between', 'random-start curve')}")
+        cav = summary["cavity"]
+        if cav["available"]:
+            print(f"cavity (cached): d_sp = {cav['d_sp']:.4g} ± {cav['d_sp_err']:.2g}, "
+                  f"d_cond = {cav['d_cond']:.4g} ± {cav['d_cond_err']:.2g}")
+        print(f"{'d':>8} {'truth':>8} {'random':>8}   (* some instance not converged in "
+              f"{cfg.max_iter} sweeps)")
         for p in summary["points"]:
-            print(f"{p['degree']:8.2f} {p['overlap_truth_mean']:8.3f} "
-                  f"{p['overlap_random_mean']:8.3f}")
+            flag = {lab: " " if p[f"converged_{lab}_frac"] == 1.0 else "*"
+                    for lab in ("truth", "random")}
+            print(f"{p['degree']:8.2f} {p['overlap_truth_mean']:8.3f}{flag['truth']}"
+                  f"{p['overlap_random_mean']:8.3f}{flag['random']}")
         for kind, path in summary["files"].items():
             print(f"wrote {kind}: {path}")
     return 0
@@ -124,10 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fig4", help="reproduce Figure 4: BP overlap from truth vs random start")
     _predicate_args(p)
-    p.add_argument("--n", type=int, default=10_000, help="number of variables N (default 10000)")
+    p.add_argument("-n", "--n", type=int, default=10_000,
+                   help="number of variables N (default 10000)")
     p.add_argument("--degrees", default=None,
-                   help="comma-separated degrees d = (k-1)kP/N (default: 15 points on [40, 82])")
-    p.add_argument("--points", type=int, default=15, help="number of degree points")
+                   help="comma-separated degrees d = (k-1)kP/N (default: --points evenly "
+                        "spaced degrees, on [40, 82] for nae with k = m = 3 and on "
+                        "[0.6 d_KS, 1.3 d_KS] for other predicates, [60/13, 10] if d_KS is "
+                        "infinite or undefined)")
+    p.add_argument("--points", type=int, default=15,
+                   help="number of degree points when --degrees is not given (default 15)")
     p.add_argument("--seeds", type=int, default=2, help="instances per degree (default 2)")
     p.add_argument("--max-iter", type=int, default=120, help="BP sweeps per run (default 120)")
     p.add_argument("--damping", type=float, default=0.3, help="BP damping in [0, 1)")

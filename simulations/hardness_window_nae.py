@@ -17,8 +17,9 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from scipy.integrate import trapezoid
 
-from lohard._util import atomic_write_json, provenance
+from lohard._util import atomic_write, atomic_write_json, provenance
 from lohard.cavity import hardness_window, thresholds_report, window_probability
 from lohard.predicates import Predicate
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         fine = np.linspace(w["alpha_lo"] - (1 - w["alpha_lo"]), 1.0, 20001)
         fine = fine[(fine >= 0) & (fine <= 1)]
         pf = window_probability(fine, n, n_sat, 3, d_cond=d_cond, d_ks=d_ks)
-        p_uniform = float(np.trapezoid(pf, fine))
+        p_uniform = float(trapezoid(pf, fine))
         line, = ax.plot(one_minus, p, label=f"N = {n:,}: max p = {p.max():.2f}")
         ax.axvspan(1 - w["alpha_hi"], 1 - w["alpha_lo"], color=line.get_color(), alpha=0.12)
         rows.append({**w, "n": n, "max_probability": float(p.max()),
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ax.legend(fontsize=8, title="shaded: mean-field window", title_fontsize=8)
     fig.tight_layout()
     out = Path(cfg.out)
-    fig.savefig(out.with_suffix(".png"), dpi=130)
+    atomic_write(out.with_suffix(".png"), lambda tmp: fig.savefig(tmp, format="png", dpi=130))
+    plt.close(fig)
     atomic_write_json(out.with_suffix(".json"), {
         "meta": provenance(dataclasses.asdict(cfg), cfg.seed),
         "thresholds": {"d_cond": d_cond, "d_cond_err": th["d_cond_err"], "d_ks": d_ks},

@@ -24,9 +24,10 @@ def register(subparsers) -> None:
                     "there.",
     )
     p.add_argument("--predicate", default="nae", help="nae, not-equal/colouring or xor")
-    p.add_argument("-k", type=int, default=None, help="arity")
-    p.add_argument("-m", type=int, default=None, help="number of colours")
-    p.add_argument("-n", "--latents", type=int, required=True, help="number of latents N")
+    p.add_argument("-k", "--k", type=int, default=None, help="arity k")
+    p.add_argument("-m", "--m", type=int, default=None, help="number of colours m")
+    p.add_argument("-n", "--n", "--latents", dest="latents", type=int, required=True,
+                   help="number of latents N")
     p.add_argument("--observations", type=int, default=None,
                    help="number of observation tokens P (default: N (N-1)...(N-k+1))")
     p.add_argument("--d-cond", type=float, default=None,
@@ -57,19 +58,36 @@ def _window_checked(args: argparse.Namespace) -> int:
     # Check the cheap inputs before a possibly long cavity computation.
     check_window_sizes(pred, args.latents, args.observations)
     _check_alpha(args.alpha)
-    d_cond = args.d_cond
+    d_cond, transition = args.d_cond, None
     if d_cond is None:
-        logging.getLogger("lohard.cavity").info(
-            "computing d_cond of %s by population dynamics (cached after the first run)",
-            pred.name)
-        d_cond = thresholds_report(pred, rng=args.seed)["d_cond"]
+        log = logging.getLogger("lohard.cavity")
+        try:
+            report = thresholds_report(pred, rng=args.seed, compute=False)
+            log.info("d_cond of %s read from the thresholds cache", pred.name)
+        except FileNotFoundError:
+            log.info("computing d_cond of %s by population dynamics (cached after the first "
+                     "run)", pred.name)
+            report = thresholds_report(pred, rng=args.seed)
+        d_cond, transition = report["d_cond"], report.get("transition")
     d_ks = pred.d_ks
     w = hardness_window(pred, args.latents, d_cond=d_cond, d_ks=d_ks,
                         n_observations=args.observations)
     n_sat = int(round(w["expected_satisfied"]))
     probs = {a: float(window_probability(a, args.latents, n_sat, pred.k, d_cond=d_cond,
                                          d_ks=d_ks)) for a in args.alpha}
-    out = {"predicate": pred.name, "n": args.latents, "d_cond": d_cond, "d_ks": d_ks, **w,
+    empty = not w["alpha_lo"] < w["alpha_hi"]
+    if not empty:
+        why = None
+    elif transition == "continuous":
+        why = (f"the transition of {pred.name} is continuous: d_cond = d_sp = d_KS, so no "
+               "degree is both above d_cond and below d_KS")
+    elif d_cond >= d_ks:
+        why = f"d_cond = {d_cond:.4g} >= d_KS = {d_ks:.4g}: no degree lies between them"
+    else:
+        why = ("the window's mask fractions fall outside [0, 1] (too few observations P for "
+               "degrees in (d_cond, d_KS))")
+    out = {"predicate": pred.name, "n": args.latents, "d_cond": d_cond, "d_ks": d_ks,
+           "transition": transition, **w, "empty": empty, "empty_reason": why,
            "probability": probs}
     if args.json:
         print(json.dumps(to_jsonable(out), indent=2))
@@ -77,7 +95,10 @@ def _window_checked(args: argparse.Namespace) -> int:
         ks = "inf" if math.isinf(d_ks) else f"{d_ks:.4g}"
         print(f"{pred.name}, N = {args.latents}, P = {w['n_observations']}: d_cond = "
               f"{d_cond:.4g}, d_KS = {ks}")
-        print(f"hard window: {w['alpha_lo']:.10f} < alpha < {w['alpha_hi']:.10f}")
+        if empty:
+            print(f"hard window: empty ({why})")
+        else:
+            print(f"hard window: {w['alpha_lo']:.10f} < alpha < {w['alpha_hi']:.10f}")
         for a, pa in probs.items():
             print(f"P(mask in window | alpha = {a}) = {pa:.4g}")
     return 0

@@ -107,28 +107,77 @@ def _fig4_cell(cell: dict, seed: np.random.SeedSequence) -> dict:
     return out
 
 
-def _jump(degrees: np.ndarray, values: np.ndarray) -> float:
-    """Degree of the largest rise between consecutive points (midpoint), NaN if no rise > 0.3."""
+def _jump_bracket(degrees: np.ndarray, values: np.ndarray) -> tuple[float, float] | None:
+    """Consecutive grid degrees between which ``values`` rises most, None if no rise > 0.3.
+
+    The curve is only known on the grid, so the jump lies somewhere in this interval.
+    """
     if len(degrees) < 2:
-        return float("nan")
+        return None
     rise = np.diff(values)
     j = int(np.argmax(rise))
-    return float(0.5 * (degrees[j] + degrees[j + 1])) if rise[j] > 0.3 else float("nan")
+    return (float(degrees[j]), float(degrees[j + 1])) if rise[j] > 0.3 else None
+
+
+def _jump(degrees: np.ndarray, values: np.ndarray) -> float:
+    """Midpoint of :func:`_jump_bracket`, NaN if there is no rise > 0.3."""
+    b = _jump_bracket(degrees, values)
+    return float("nan") if b is None else 0.5 * (b[0] + b[1])
+
+
+def cached_cavity_thresholds(pred: Predicate) -> dict:
+    """d_sp and d_cond of ``pred`` from :func:`lohard.cavity.thresholds_report`'s cache.
+
+    Never computes: reads the entry of the default settings and seed 0 (those of
+    ``lohard thresholds --cavity`` and ``simulations/thresholds_table.py``).
+
+    Returns
+    -------
+    dict
+        ``{"available": True, "d_sp", "d_sp_err", "d_cond", "d_cond_err",
+        "transition", "source"}``, or ``{"available": False, "reason"}`` when
+        there is no cache entry or the predicate is not balanced.
+    """
+    try:
+        from lohard.cavity import thresholds_report
+
+        rep = thresholds_report(pred, rng=0, compute=False)
+    except FileNotFoundError:
+        return {"available": False,
+                "reason": f"no cached cavity thresholds for {pred.name} (run `lohard "
+                          "thresholds --cavity` to compute them)"}
+    except (ValueError, ImportError) as err:
+        return {"available": False, "reason": str(err)}
+    out = {"available": True,
+           "source": "thresholds_report cache (population dynamics, default settings, seed 0)",
+           "transition": rep.get("transition")}
+    for key in ("d_sp", "d_sp_err", "d_cond", "d_cond_err"):
+        out[key] = float(rep[key])
+    return out
 
 
 def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
-             cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+             cache_dir: str | Path | None = None, progress: bool = True,
+             cavity_lines: bool = True) -> dict:
     """Run the Figure 4 sweep, write CSV + JSON + PNG, and return the summary.
 
     Every (degree, replicate) cell is an independent sweep cell with its own
     seed from ``SeedSequence(root_seed).spawn``; finished cells are cached under
     ``cache_dir`` so an interrupted run resumes.
 
+    With ``cavity_lines`` the figure also shows d_sp and d_cond when
+    :func:`cached_cavity_thresholds` finds them in the thresholds cache (nothing
+    is computed); the JSON records under ``"cavity"`` whether they were found.
+
     Returns
     -------
     dict
-        ``{"config", "points": [...per degree...], "d_ks", "d_jump_truth",
-        "d_rise_random", "files"}``.
+        ``{"config", "predicate", "d_ks", "d_jump_truth", "d_jump_truth_between",
+        "d_rise_random", "d_rise_random_between", "cavity", "points": [...per
+        degree...], "wall_seconds", "files"}``. ``d_jump_truth`` is the midpoint of
+        the grid step ``d_jump_truth_between`` over which the truth-start curve
+        rises most (NaN / None if it rises by at most 0.3); likewise for the
+        random start.
     """
     config.validate()
     pred = config.make_predicate()
@@ -166,7 +215,11 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
         "predicate": pred.to_dict(),
         "d_ks": d_ks,
         "d_jump_truth": _jump(degrees, truth),
+        "d_jump_truth_between": _jump_bracket(degrees, truth),
         "d_rise_random": _jump(degrees, rand),
+        "d_rise_random_between": _jump_bracket(degrees, rand),
+        "cavity": (cached_cavity_thresholds(pred) if cavity_lines else
+                   {"available": False, "reason": "not requested (cavity_lines=False)"}),
         "points": points,
         "wall_seconds": wall,
     }
@@ -188,43 +241,82 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
     return summary
 
 
-def plot_fig4(summary: dict, path: str | Path) -> Path:
-    """Draw the two overlap curves with the KS line and the measured ground-truth jump."""
+def _draw_fig4(summary: dict):
+    """The Figure 4 matplotlib figure (not saved) of a :func:`run_fig4` summary."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     pts = summary["points"]
     d = np.array([p["degree"] for p in pts])
     cfg = summary["config"]
     pred = summary["predicate"]
-    fig, ax = plt.subplots(figsize=(7.0, 4.4), dpi=130)
+    fig, ax = plt.subplots(figsize=(7.0, 5.6), dpi=130)
+    any_unconverged = False
     for label, colour, text in (("truth", "C3", "BP from the ground truth"),
                                 ("random", "C0", "BP from a random start (uniform + noise)")):
-        ax.errorbar(d, [p[f"overlap_{label}_mean"] for p in pts],
-                    yerr=[p[f"overlap_{label}_sem"] for p in pts], marker="o", ms=4,
+        y = np.array([p[f"overlap_{label}_mean"] for p in pts])
+        ax.errorbar(d, y, yerr=[p[f"overlap_{label}_sem"] for p in pts], marker="o", ms=4,
                     color=colour, capsize=2, label=text)
+        # hollow: at least one instance at this degree had not converged within max_iter
+        bad = np.array([p[f"converged_{label}_frac"] < 1.0 for p in pts], dtype=bool)
+        any_unconverged |= bool(bad.any())
+        ax.plot(d[bad], y[bad], "o", ms=5.5, mec=colour, mfc="white", mew=1.3, ls="none",
+                zorder=3, gid=f"not_converged_{label}")
     if np.isfinite(summary["d_ks"]):
         ax.axvline(summary["d_ks"], color="k", ls="--",
                    label="Kesten-Stigum $d_{KS} = 1/\\lambda^2 = "
                          f"{summary['d_ks']:.4g}$ (analytic)")
-    if np.isfinite(summary["d_jump_truth"]):
-        ax.axvline(summary["d_jump_truth"], color="C3", ls=":",
-                   label=f"jump of ground-truth curve $\\approx {summary['d_jump_truth']:.3g}$ "
-                         "(spinodal $d_{sp}$)")
+    cav = summary.get("cavity") or {}
+    if cav.get("available") and cav.get("transition") != "continuous":
+        for key, name, ls in (("d_sp", "spinodal $d_{sp}$", (0, (1, 1.5))),
+                              ("d_cond", "condensation $d_{cond}$", "-.")):
+            ax.axvline(cav[key], color="0.45", ls=ls, lw=1.1,
+                       label=f"{name} = {cav[key]:.4g} ± {cav[key + '_err']:.2g} (cavity)")
+    between = summary.get("d_jump_truth_between")
+    if between is None and np.isfinite(summary.get("d_jump_truth", float("nan"))):
+        between = _jump_bracket(d, np.array([p["overlap_truth_mean"] for p in pts]))
+    if between is not None:
+        ax.axvspan(between[0], between[1], color="C3", alpha=0.08, lw=0,
+                   label=f"truth-start curve jumps between d = {between[0]:.4g} and "
+                         f"{between[1]:.4g}")
+    handles, labels = ax.get_legend_handles_labels()
+    if any_unconverged:
+        handles.append(Line2D([], [], marker="o", ms=5.5, mec="0.3", mfc="white", mew=1.3,
+                              ls="none"))
+        labels.append(f"hollow: ≥ 1 instance not converged in max_iter = {cfg['max_iter']} "
+                      "sweeps")
     ax.set_xlabel("degree $d = (k-1)\\,k\\,P/N$ (mean number of clause-neighbours)")
     ax.set_ylabel("overlap with planted $\\sigma$  (acc $- 1/m$)/(1 $- 1/m$)")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(f"Planted {pred['name']}, N = {cfg['n']}, {cfg['seeds']} instances per degree "
                  "(mean ± s.e.)", fontsize=9)
-    ax.legend(fontsize=7.5, loc="center right")
+    # below the axes: inside, it would hide part of the curves
+    ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+              ncol=2, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_fig4(summary: dict, path: str | Path) -> Path:
+    """Draw the two overlap curves with the threshold lines and the ground-truth jump.
+
+    Markers are hollow where at least one instance had not converged within
+    ``max_iter`` sweeps. The truth-start jump is shaded over the grid step
+    where it happens; d_sp and d_cond are drawn when ``summary["cavity"]``
+    holds them (from the thresholds cache).
+    """
+    import matplotlib.pyplot as plt
+
+    fig = _draw_fig4(summary)
 
     def _save(tmp: str) -> None:
         fig.savefig(tmp, format="png")
 
-    path = atomic_write(path, _save)
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, _save)
+    finally:
+        plt.close(fig)

@@ -34,7 +34,8 @@ def register(subparsers) -> None:
         description="Draw token sequences from an L&O distribution and save them, with the "
                     "distribution's structure, seed and version, to an .npz file.")
     sp.add_argument("family", choices=FAMILIES)
-    sp.add_argument("--n-latent", type=int, required=True, help="number of latents N")
+    sp.add_argument("-n", "--n", "--n-latent", dest="n_latent", type=int, required=True,
+                    help="number of latents N")
     sp.add_argument("--n-obs", type=int, default=None,
                     help="number of observations P (sparse-predicate: default all ordered "
                          "k-subsets)")
@@ -43,8 +44,8 @@ def register(subparsers) -> None:
     sp.add_argument("--seed", type=int, default=0,
                     help="seed of the structure and the samples (default 0)")
     sp.add_argument("--predicate", default="nae", help="sparse-predicate: nae, not-equal, xor")
-    sp.add_argument("-k", type=int, default=None, help="arity (predicate, parity sparsity)")
-    sp.add_argument("-m", type=int, default=None, help="sparse-predicate: latent alphabet")
+    sp.add_argument("-k", "--k", type=int, default=None, help="arity (predicate, parity sparsity)")
+    sp.add_argument("-m", "--m", type=int, default=None, help="sparse-predicate: latent alphabet")
     sp.add_argument("--eta", type=float, default=0.1, help="noisy-parity: flip probability")
     sp.add_argument("--beta", type=float, default=1.0, help="slab: width")
     sp.add_argument("--trailing-token", action="store_true",

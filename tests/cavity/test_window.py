@@ -1,5 +1,6 @@
 """Prop. 3.3 hardness window: closed form against the paper and a Monte Carlo over masks."""
 
+import json
 import math
 
 import numpy as np
@@ -106,3 +107,73 @@ def test_window_cli_rejects_bad_input_with_exit_2(capsys, extra, message):
     err = capsys.readouterr().err
     assert err.startswith("lohard window: error: ") and message in err
     assert "Traceback" not in err
+
+
+def _fake_thresholds_cache(monkeypatch, reports):
+    """Replace thresholds_report by a cache of ``reports`` (name -> dict) that computes once."""
+    import logging
+
+    import lohard.cavity
+
+    cache, computed = {}, []
+
+    def fake(pred, *, rng=0, compute=True):
+        if pred.name in cache:
+            return cache[pred.name]
+        if not compute:
+            raise FileNotFoundError(f"no cached thresholds for {pred.name}")
+        logging.getLogger("lohard.cavity").info("population dynamics for %s", pred.name)
+        computed.append(pred.name)
+        cache[pred.name] = reports[pred.name]
+        return cache[pred.name]
+
+    monkeypatch.setattr(lohard.cavity, "thresholds_report", fake)
+    return computed
+
+
+def test_window_cli_says_computing_only_on_a_cache_miss(monkeypatch, capsys):
+    from lohard.cli import main
+
+    computed = _fake_thresholds_cache(
+        monkeypatch, {"nae(k=3,m=3)": {"d_cond": 52.5, "transition": "discontinuous"}})
+    assert main(["window", "-n", "100"]) == 0
+    err = capsys.readouterr().err
+    assert "computing d_cond of nae(k=3,m=3)" in err and "population dynamics for" in err
+    assert main(["window", "-n", "100"]) == 0
+    cap = capsys.readouterr()
+    assert "computing" not in cap.err and "read from the thresholds cache" in cap.err
+    assert computed == ["nae(k=3,m=3)"]
+    assert "< alpha <" in cap.out
+
+
+def test_window_cli_explains_an_empty_window_of_a_continuous_transition(monkeypatch, capsys):
+    from lohard.cli import main
+
+    _fake_thresholds_cache(
+        monkeypatch, {"not-equal(m=3)": {"d_cond": 4.0, "transition": "continuous"}})
+    assert main(["window", "--predicate", "not-equal", "--m", "3", "-n", "100", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "< alpha <" not in out
+    assert "hard window: empty (the transition of not-equal(m=3) is continuous" in out
+    assert main(["window", "--predicate", "not-equal", "-m", "3", "--n", "100", "--quiet",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["empty"] and res["transition"] == "continuous"
+    assert res["alpha_lo"] == res["alpha_hi"]
+    # a given d_cond >= d_KS: empty too, with the degrees named
+    assert main(["window", "--n", "100", "--d-cond", "64"]) == 0
+    assert "hard window: empty (d_cond = 64 >= d_KS = 64" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spelling", [
+    ["-k", "3", "-m", "3", "-n", "100"],
+    ["--k", "3", "--m", "3", "-n", "100"],
+    ["--k", "3", "--m", "3", "--n", "100"],
+    ["-k", "3", "--latents", "100"],
+])
+def test_window_cli_takes_both_flag_spellings(capsys, spelling):
+    from lohard.cli import main
+
+    assert main(["window", *spelling, "--d-cond", "52.43", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 100 and out["predicate"] == "nae(k=3,m=3)"

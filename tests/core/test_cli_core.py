@@ -96,7 +96,7 @@ def test_long_commands_log_progress_to_stderr_only(capsys, monkeypatch):
 
     import lohard.cavity
 
-    def fake_report(pred, *, rng=0):
+    def fake_report(pred, *, rng=0, compute=True):
         logging.getLogger("lohard.cavity").info("probe step for %s", pred.name)
         return {"d_sp": 60.0, "d_cond": 62.0}
 
@@ -112,3 +112,113 @@ def test_long_commands_log_progress_to_stderr_only(capsys, monkeypatch):
     assert json.loads(cap.out)["d_cond"] == 62.0
     assert "lohard: probe step for nae" in cap.err
     assert not logging.getLogger("lohard").handlers  # removed after the command
+
+
+@pytest.mark.parametrize("spelling", [["-k", "3", "-m", "3", "-n", "500"],
+                                      ["--k", "3", "--m", "3", "--n", "500"]])
+def test_fig4_and_thresholds_take_both_flag_spellings(spelling):
+    from lohard.cli import build_parser
+
+    args = build_parser().parse_args(["fig4", *spelling])
+    assert (args.k, args.m, args.n) == (3, 3, 500)
+    args = build_parser().parse_args(["thresholds", *spelling[:4]])
+    assert (args.k, args.m) == (3, 3)
+
+
+def test_fig4_degrees_help_names_both_defaults(capsys):
+    from lohard.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["fig4", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "on [40, 82] for nae with k = m = 3" in text
+    assert "[0.6 d_KS, 1.3 d_KS] for other predicates" in text
+
+
+def test_jump_bracket_is_the_grid_step_of_the_largest_rise():
+    import numpy as np
+
+    from lohard.experiments.fig4 import _jump, _jump_bracket
+
+    d = np.array([40.0, 43.0, 46.0, 49.0, 52.0])
+    assert _jump_bracket(d, np.array([0.0, 0.05, 0.1, 0.9, 0.95])) == (46.0, 49.0)
+    assert _jump(d, np.array([0.0, 0.05, 0.1, 0.9, 0.95])) == 47.5
+    assert _jump_bracket(d, np.array([0.0, 0.1, 0.2, 0.3, 0.4])) is None
+    assert np.isnan(_jump(d[:1], np.array([0.5])))
+
+
+def _summary(cavity=None, conv_random=(1.0, 0.5, 1.0)):
+    pts = [{"degree": d, "n_seeds": 2, "overlap_truth_mean": t, "overlap_truth_sem": 0.01,
+            "converged_truth_frac": 1.0, "overlap_random_mean": r, "overlap_random_sem": 0.01,
+            "converged_random_frac": c}
+           for d, t, r, c in zip((40.0, 52.0, 70.0), (0.05, 0.9, 0.99), (0.03, 0.06, 0.6),
+                                 conv_random, strict=True)]
+    return {"points": pts, "config": {"n": 1000, "seeds": 2, "max_iter": 77},
+            "predicate": {"name": "nae(k=3,m=3)"}, "d_ks": 64.0, "d_jump_truth": 46.0,
+            "d_jump_truth_between": [40.0, 52.0], "d_rise_random": 61.0,
+            "d_rise_random_between": [52.0, 70.0],
+            "cavity": cavity or {"available": False, "reason": "test"}}
+
+
+def test_fig4_plot_marks_non_converged_points_and_names_the_jump_honestly():
+    import matplotlib.pyplot as plt
+
+    from lohard.experiments.fig4 import _draw_fig4
+
+    fig = _draw_fig4(_summary())
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+    assert "truth-start curve jumps between d = 40 and 52" in labels
+    assert "hollow: ≥ 1 instance not converged in max_iter = 77 sweeps" in labels
+    assert not any("spinodal" in t or "d_{sp}" in t for t in labels)
+    hollow = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid()}
+    assert list(hollow["not_converged_random"].get_xdata()) == [52.0]
+    assert len(hollow["not_converged_truth"].get_xdata()) == 0
+    # all converged: no hollow markers, no legend entry for them
+    fig = _draw_fig4(_summary(conv_random=(1.0, 1.0, 1.0)))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+    assert not any(t.startswith("hollow") for t in labels)
+
+
+def test_fig4_plot_draws_cached_cavity_thresholds_under_their_names():
+    import matplotlib.pyplot as plt
+
+    from lohard.experiments.fig4 import _draw_fig4
+
+    cav = {"available": True, "transition": "discontinuous", "d_sp": 50.15, "d_sp_err": 0.07,
+           "d_cond": 52.52, "d_cond_err": 0.04}
+    fig = _draw_fig4(_summary(cavity=cav))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+    assert "spinodal $d_{sp}$ = 50.15 ± 0.07 (cavity)" in labels
+    assert "condensation $d_{cond}$ = 52.52 ± 0.04 (cavity)" in labels
+
+
+def test_cached_cavity_thresholds_never_computes(tmp_path, monkeypatch):
+    from lohard.experiments.fig4 import cached_cavity_thresholds
+    from lohard.predicates import Predicate
+
+    monkeypatch.setenv("LOHARD_CACHE", str(tmp_path))
+    out = cached_cavity_thresholds(Predicate.nae(3, 3))
+    assert out["available"] is False and "lohard thresholds --cavity" in out["reason"]
+    assert not list(tmp_path.rglob("*.json"))  # nothing computed, nothing written
+    unbalanced = Predicate.from_function(lambda x: x[0] == 0 or x[1] == 0, 2, 2)
+    out = cached_cavity_thresholds(unbalanced)
+    assert out["available"] is False and "balanced" in out["reason"]
+
+
+def test_fig4_text_output_names_the_jump_interval_and_non_convergence(tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setenv("LOHARD_CACHE", str(tmp_path / "cache"))
+    args = ["fig4", "--n", "400", "--degrees", "30,90", "--seeds", "1", "--max-iter", "3",
+            "--backend", "sequential", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "(* some instance not converged in 3 sweeps)" in out
+    row = next(ln for ln in out.splitlines() if ln.split()[:1] == ["30.00"])
+    assert "*" in row  # 3 sweeps: the d = 30 runs cannot converge
+    assert "jumps at" not in out and "spinodal" not in out
+    summary = json.loads((tmp_path / "fig4_overlap.json").read_text())
+    assert summary["cavity"]["available"] is False

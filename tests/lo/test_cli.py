@@ -109,3 +109,18 @@ def test_unwritable_output_is_a_clean_error(tmp_path, capsys):
     out = _sample(tmp_path, capsys)
     assert _run(["posterior", str(out), "--out", str(blocker / "p.npz")]) == 2
     assert "lohard posterior: error: cannot write" in capsys.readouterr().err
+
+
+def test_sample_takes_both_flag_spellings(tmp_path, capsys):
+    outs = []
+    for i, spelling in enumerate((["-n", "6", "-k", "3", "-m", "3"],
+                                  ["--n", "6", "--k", "3", "--m", "3"],
+                                  ["--n-latent", "6", "-k", "3", "--m", "3"])):
+        out = tmp_path / f"s{i}.npz"
+        assert _run(["sample", "sparse-predicate", *spelling, "--n-obs", "20", "--num", "4",
+                     "--out", str(out), "--seed", "1", "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["distribution"]["params"]["predicate"]["name"] == "nae(k=3,m=3)"
+        assert summary["distribution"]["n_latent"] == 6
+        outs.append(load_samples(out)[1])
+    assert all(np.array_equal(o, outs[0]) for o in outs)
