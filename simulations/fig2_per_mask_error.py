@@ -535,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = out / "fig2_per_mask_error"
     title = (f"Error per masking problem, L&O-NAE-SAT (N, P) = ({n}, {dist.n_obs}), "
              f"{ckpt.model_config.name} MDM at step {ckpt.step}; {cfg.masks_per_l} masks per l"
+             + ("" if proxy is None else f"; proxy: the MDM at step {proxy.step}")
              + ("" if exact else " (N too large for enumeration: BP reference only)"))
     plot(result, dist, title, stem.with_suffix(".png"))
     meta = provenance(dataclasses.asdict(cfg), cfg.seed)

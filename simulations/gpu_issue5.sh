@@ -5,7 +5,9 @@
 #   2. simulations/table1_nae.py          Table 1: one mdm-19m per NAE-SAT preset, the
 #                                         five of Table 1 plus (20, 280) for Figure 2,
 #                                         steps planned from a 5.5-minute budget       (<= 380 s)
-#   3. simulations/fig2_per_mask_error.py Figure 2 (right) on the (20, 280) model     (<= 85 s)
+#   3. simulations/fig2_per_mask_error.py Figure 2 (right) on the (20, 280) model at half
+#                                         its steps, with the final model as the
+#                                         paper's proxy                              (<= 85 s)
 #
 # Each stage is hard-stopped with `timeout`; a stage that fails or times out does not
 # stop the later ones, and every stage writes its outputs incrementally. Run folders
@@ -30,7 +32,8 @@ if [[ $SMOKE -eq 1 ]]; then
     rm -rf "$WORK"
     BENCH_ARGS=(--quick)
     # Two tiny presets; (10, 50) plays the role of (20, 280) for Figure 2.
-    TABLE_ARGS=(--quick --presets 8-40,10-50 --time-budget-min 0.4 --mdm-log-preset 10-50)
+    TABLE_ARGS=(--quick --presets 8-40,10-50 --time-budget-min 0.4 --mdm-log-preset 10-50
+                --proxy-snapshot)
     FIG_N=10
     FIG_ARGS=(--quick --masks-per-l 16 --workers 2)
     T_BENCH=60 T_TABLE=90 T_FIG=60
@@ -38,7 +41,8 @@ else
     WORK=runs/gpu_issue5
     BENCH_ARGS=(--device cuda)
     TABLE_ARGS=(--device cuda --presets 20-280,25-275,30-270,40-260,50-250,100-200
-                --time-budget-min 5.5 --num-samples 1000 --mdm-log-preset 20-280)
+                --time-budget-min 5.5 --num-samples 1000 --mdm-log-preset 20-280
+                --proxy-snapshot)
     FIG_N=20
     FIG_ARGS=(--device cuda --masks-per-l 1000)
     T_BENCH=100 T_TABLE=380 T_FIG=85
@@ -90,23 +94,32 @@ stage table1 "$T_TABLE" python simulations/table1_nae.py "${TABLE_ARGS[@]}" "${C
 wait "$WARMUP_PID" 2>/dev/null
 cat "$WORK/numba_warmup.log" >> "$LOG"
 
-# 3. Figure 2 on the (FIG_N, 300 - FIG_N) model trained in stage 2.
-CKPT=$(python - "$STAGE_OUT/table1.json" "$FIG_N" <<'EOF'
+# 3. Figure 2 on the (FIG_N, 300 - FIG_N) model trained in stage 2: the model kept at half
+# its steps, against the exact posterior, BP and the final model (trained twice as long:
+# the paper's proxy), which is measured against the exact posterior too. Without the
+# half-way copy, the final model alone.
+read -r CKPT PROXY < <(python - "$STAGE_OUT/table1.json" "$FIG_N" <<'EOF'
 import json, os, sys
 try:
     rows = json.load(open(sys.argv[1]))["rows"]
 except Exception:
     rows = []
 for r in rows:
-    path = os.path.join(r["run_dir"], "checkpoint.pt")
-    if r["N"] == int(sys.argv[2]) and os.path.exists(path):
-        print(path)
+    final = os.path.join(r["run_dir"], "checkpoint.pt")
+    if r["N"] == int(sys.argv[2]) and os.path.exists(final):
+        half = [p for p in (r.get("snapshots") or {}).values() if os.path.exists(p)]
+        print(f"{half[0]} {final}" if half and r.get("finished") else final)
         break
 EOF
 )
-if [[ -n "$CKPT" ]]; then
+PROXY_ARGS=()
+if [[ -n "${PROXY:-}" ]]; then
+    PROXY_ARGS=(--proxy-checkpoint "$PROXY")
+fi
+if [[ -n "${CKPT:-}" ]]; then
+    note "stage fig2: model $CKPT${PROXY:+, proxy $PROXY}"
     stage fig2 "$T_FIG" python simulations/fig2_per_mask_error.py "${FIG_ARGS[@]}" \
-        --checkpoint "$CKPT" --out-dir "$STAGE_OUT"
+        --checkpoint "$CKPT" "${PROXY_ARGS[@]}" --out-dir "$STAGE_OUT"
 else
     note "stage fig2: skipped, no (N = $FIG_N) checkpoint from stage 2"
 fi

@@ -125,6 +125,7 @@ class Table1Config:
     out_dir: str = "figures"
     mdm_log_out: str | None = None
     mdm_log_preset: tuple = (20, 280)
+    proxy_snapshot: bool = False  # keep the mdm_log_preset model at half its steps (Fig. 2)
 
 
 DEFAULT_STEPS = 2000  # App. C.2.1 trains the 19M MDM for 2e3 iterations
@@ -183,6 +184,9 @@ def parse(argv: list[str] | None) -> Table1Config:
     ap.add_argument("--mdm-log-out",
                     help="write the (20, 280) model's held-out loss curve (flops, test_nll)")
     ap.add_argument("--mdm-log-preset", help="preset of --mdm-log-out (default 20-280)")
+    ap.add_argument("--proxy-snapshot", action="store_true", default=None,
+                    help="keep that preset's checkpoint at half its steps, so that Figure 2 "
+                         "can measure it against the final (twice as long trained) model")
     args = vars(ap.parse_args(argv))
     fields = dict(QUICK) if args.pop("quick") else {}
     if args["time_budget_min"] is not None and args["steps"] is None:
@@ -259,6 +263,15 @@ def run_dir_for(cfg: Table1Config, spec: str) -> Path:
     return Path(cfg.work_dir) / f"{spec}_{cfg.model}_{digest}"
 
 
+def snapshot_steps(cfg: Table1Config, n: int, p: int, steps: int) -> tuple:
+    """With ``--proxy-snapshot``, the ``mdm_log_preset`` model keeps its checkpoint at half
+    its schedule: Figure 2 then measures that model against the final one, a model trained
+    twice as long (the paper's proxy), and both against the exact posterior."""
+    if cfg.proxy_snapshot and (n, p) == tuple(cfg.mdm_log_preset) and steps >= 2:
+        return (steps // 2,)
+    return ()
+
+
 def stored_progress(run_dir: Path) -> tuple[int, int] | None:
     """(steps done, scheduled steps) of the checkpoint in ``run_dir``, or None."""
     from lohard.mdm._train import CKPT_NAME, read_state
@@ -297,8 +310,9 @@ def calibrate_rate(cfg: Table1Config, spec: str, length: int, say) -> dict:
 
 
 def train_preset(cfg: Table1Config, spec: str, length: int, steps: int, run_dir: Path,
-                 deadline: float | None, say) -> dict:
-    """Train (or resume) one preset until its schedule ends or ``deadline`` passes."""
+                 deadline: float | None, say, snapshots=()) -> dict:
+    """Train (or resume) one preset until its schedule ends or ``deadline`` passes;
+    ``snapshots``: steps after which a copy of the checkpoint is kept."""
     from lohard.mdm import train
 
     tcfg = train_config(cfg, spec, length, steps)
@@ -317,7 +331,8 @@ def train_preset(cfg: Table1Config, spec: str, length: int, steps: int, run_dir:
     stopped = None
     budget = None if deadline is None else max(0.0, deadline - time.monotonic())
     # train() stops after the first step past the budget and checkpoints it.
-    result = train(tcfg, run_dir, resume=True, progress=False, log=hook, max_seconds=budget)
+    result = train(tcfg, run_dir, resume=True, progress=False, log=hook, max_seconds=budget,
+                   snapshots=snapshots)
     finished = result.finished
     if not finished:
         stopped = f"{spec}: time share spent at step {result.step}"
@@ -497,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from lohard._util import atomic_write_json, provenance
-    from lohard.mdm import load_checkpoint, resolve_distribution, select_device
+    from lohard.mdm import load_checkpoint, resolve_distribution, select_device, snapshot_path
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -574,10 +589,14 @@ def main(argv: list[str] | None = None) -> int:
                 reserve = 0.15 * share if overhead is None else 0.5 * overhead
                 deadline = t_preset + share - reserve
             say(f"{spec}: training {steps} steps in {run_dir}")
-            train_info = train_preset(cfg, spec, dist.length, steps, run_dir, deadline, say)
+            train_info = train_preset(cfg, spec, dist.length, steps, run_dir, deadline, say,
+                                      snapshots=snapshot_steps(cfg, n, p, steps))
             if train_info["steps_per_second"]:
                 rate, rate_len = train_info["steps_per_second"], dist.length
         row["train"] = train_info
+        row["snapshots"] = {str(x): str(snapshot_path(run_dir, x))
+                            for x in snapshot_steps(cfg, n, p, steps)
+                            if snapshot_path(run_dir, x).exists()}
         progress = stored_progress(run_dir)
         if progress is None:
             row.update(steps_done=0, finished=False, results=None,

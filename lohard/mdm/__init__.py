@@ -62,6 +62,7 @@ from lohard.mdm._train import (
     load_checkpoint,
     resolve_distribution,
     select_device,
+    snapshot_path,
     train,
 )
 
@@ -91,6 +92,7 @@ __all__ = [
     "observation_correct",
     "RULES",
     "train",
+    "snapshot_path",
     "evaluate",
     "TrainResult",
     "load_checkpoint",

@@ -423,9 +423,14 @@ def open_log(path: Path, history: list):
     return open(path, "a", encoding="utf-8")
 
 
+def snapshot_path(out_dir: str | os.PathLike, step: int) -> Path:
+    """Where :func:`train` keeps the copy of the checkpoint taken after ``step`` steps."""
+    return Path(out_dir) / f"checkpoint_step{int(step)}.pt"
+
+
 def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
           stop_after: int | None = None, max_seconds: float | None = None,
-          progress: bool = True, log=None) -> TrainResult:
+          progress: bool = True, log=None, snapshots=()) -> TrainResult:
     """Train an MDM on fresh samples of an L&O distribution.
 
     Step s uses a batch drawn from ``SeedSequence([seed, 0, s])`` and masks from a
@@ -456,6 +461,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
         tqdm progress bar.
     log : callable, optional
         Called with each history entry (e.g. ``print``).
+    snapshots : sequence of int
+        Also keep a copy of the checkpoint after each of these steps, as
+        ``checkpoint_step<s>.pt`` (:func:`snapshot_path`): a less-trained model of the
+        same run, e.g. to measure against the final one as the paper's proxy.
 
     Returns
     -------
@@ -474,6 +483,12 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
     cfg = config
     if stop_after is not None and (int(stop_after) != stop_after or stop_after < 1):
         raise ValueError(f"stop_after must be an integer >= 1 (total steps), got {stop_after}")
+    keep = set()
+    for x in snapshots:
+        if isinstance(x, bool) or int(x) != x or not 1 <= x <= cfg.steps:
+            raise ValueError(f"snapshots must be integer steps in [1, steps = {cfg.steps}], "
+                             f"got {list(snapshots)}")
+        keep.add(int(x))
     out = Path(out_dir)
     ckpt_path = out / CKPT_NAME
     device = select_device(cfg.device)
@@ -580,7 +595,11 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
                     raise FloatingPointError(f"held-out loss is {value} at step {done}: the "
                                              f"run diverged (lower the learning rate)")
                 record({"step": done, "eval_loss": value})
-            if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
+            if done in keep and done != end:
+                save(done)
+                snap = ckpt_path.read_bytes()
+                atomic_write(snapshot_path(out, done), lambda tmp: Path(tmp).write_bytes(snap))
+            elif cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
                 save(done)
             bar.update(1)
             if max_seconds is not None and time.perf_counter() - t0 >= max_seconds \
@@ -589,6 +608,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
                 break
         step = end
         save(end)
+        if end in keep:
+            snap = ckpt_path.read_bytes()
+            atomic_write(snapshot_path(out, end), lambda tmp: Path(tmp).write_bytes(snap))
     finally:
         bar.close()
         logf.close()

@@ -4,6 +4,7 @@ A lent GPU session is short and cannot be repeated at will, so the scripts it ru
 kept working here, on the same pipeline with tiny models.
 """
 
+import json
 import os
 import re
 import shutil
@@ -40,3 +41,7 @@ def test_gpu_script_smoke(tmp_path, script, files):
     log = (tmp_path / "logs.txt").read_text()
     codes = re.findall(r"stage (\w+): exit code (\d+)", log)
     assert codes and all(code == "0" for _, code in codes), codes
+    if script == "gpu_issue5.sh":
+        # Figure 2 measured the half-way model against the final one (the paper's proxy)
+        fig2 = json.loads((tmp_path / "fig2_per_mask_error.json").read_text())
+        assert fig2["references"]["proxy"] and fig2["proxy_step"] > fig2["checkpoint_step"]

@@ -152,6 +152,21 @@ def test_resume_logs_like_an_uninterrupted_run(tmp_path):
     assert [step for step, _, _ in _losses(logged)] == [5, 10, 12]
 
 
+def test_snapshots_keep_the_checkpoint_of_that_step(tmp_path):
+    from lohard.mdm import snapshot_path
+
+    full = train(_cfg(eval_every=0), tmp_path / "a", progress=False, snapshots=(5,))
+    half = train(_cfg(eval_every=0), tmp_path / "b", progress=False, stop_after=5)
+    snap = load_checkpoint(snapshot_path(tmp_path / "a", 5))
+    assert snap.step == 5 and full.step == 12
+    sa, sb = snap.model.state_dict(), half.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], full.model.state_dict()[k]) for k in sa)
+    for bad in ((0,), (13,), (2.5,)):
+        with pytest.raises(ValueError, match="snapshots must be integer steps"):
+            train(_cfg(), tmp_path / "c", progress=False, snapshots=bad)
+
+
 def test_stop_after_at_or_below_the_checkpoint_leaves_it(tmp_path):
     train(_cfg(eval_every=0), tmp_path / "a", progress=False, stop_after=6)
     before = (tmp_path / "a" / "checkpoint.pt").read_bytes()
