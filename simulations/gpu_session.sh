@@ -1,4 +1,5 @@
-# Shared by the GPU session scripts (gpu_issue5.sh, gpu_issue6.sh); source it, do not run it.
+# Shared by the GPU session scripts (gpu_issue5.sh, gpu_issue5_pilearners.sh, gpu_issue6.sh);
+# source it, do not run it.
 #
 #   source "$(dirname "$0")/gpu_session.sh"
 #   gpu_session_start NAME "$@"   # parses --smoke into SMOKE; cd to the repository root;

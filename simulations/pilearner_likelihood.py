@@ -53,6 +53,7 @@ class Config:
     amp: bool = False
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     mdm_log: str | None = None
+    max_minutes: float | None = None  # whole-run budget, shared equally by the runs left
     work_dir: str = "runs/pilearner_likelihood"
     out: str = "figures/pilearner_likelihood"
 
@@ -72,7 +73,8 @@ def parse(argv: list[str] | None) -> Config:
     ap.add_argument("--sizes", nargs="+")
     for name, typ in (("steps", int), ("batch-size", int), ("lr", float),
                       ("warmup-steps", int), ("eval-points", int), ("test-size", int),
-                      ("eval-orders", int), ("seed", int), ("threads", int)):
+                      ("eval-orders", int), ("seed", int), ("threads", int),
+                      ("max-minutes", float)):
         ap.add_argument(f"--{name}", type=typ)
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast (cuda)")
@@ -165,9 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"pilearner_likelihood: {err}") from None
     print(f"{dist}: exact entropy {h_tok:.4f} nats per token; orders {cfg.orders}, "
           f"sizes {cfg.sizes}, {cfg.steps} steps of {cfg.batch_size}")
+    if cfg.max_minutes is not None and not cfg.max_minutes > 0:
+        raise SystemExit(f"pilearner_likelihood: --max-minutes must be > 0, got "
+                         f"{cfg.max_minutes}")
+    deadline = None if cfg.max_minutes is None else time.monotonic() + 60 * cfg.max_minutes
+    runs_left = len(cfg.sizes) * len(cfg.orders)
     results = []
     for size in cfg.sizes:
         for order in cfg.orders:
+            # Each run gets an equal share of the time left; a run stopped by it keeps its
+            # checkpoint (a second call continues) and is plotted as far as it got.
+            share = None if deadline is None else max(0.0, (deadline - time.monotonic())
+                                                       / runs_left)
+            runs_left -= 1
             tcfg = PiTrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                                  warmup_steps=cfg.warmup_steps, eval_points=cfg.eval_points,
                                  test_size=cfg.test_size, eval_orders=cfg.eval_orders,
@@ -176,10 +188,13 @@ def main(argv: list[str] | None = None) -> int:
             ckpt = Path(cfg.work_dir) / f"{run_tag(cfg, digest, order, size)}.pt"
             t0 = time.perf_counter()
             run = train_pilearner(dist, order, pilearner_config(size, dist), tcfg,
-                                  checkpoint=ckpt, progress=True)
-            print(f"  {size:>6} {order:>12}: test NLL {run.final_test_nll:.4f} nats/token "
+                                  checkpoint=ckpt, progress=True, max_seconds=share)
+            stopped = "" if run.completed else f" (time share spent at step {run.steps_done})"
+            print(f"  {size:>6} {order:>12}{stopped}: test NLL {run.final_test_nll:.4f} "
+                  f"nats/token "
                   f"({run.n_params_nonembedding:,} non-embedding params, "
-                  f"{run.curve[-1]['flops']:.2e} FLOPs, {time.perf_counter() - t0:.0f} s)",
+                  f"{run.curve[-1]['flops'] if run.curve else 0.0:.2e} FLOPs, "
+                  f"{time.perf_counter() - t0:.0f} s)",
                   flush=True)
             results.append({"size": size, "swaps": n_swaps_for(order, L), **run.to_dict()})
 
@@ -192,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         y = [c["test_nll"] for c in r["curve"]]
         ls, mk = styles[list(cfg.sizes).index(r["size"]) % len(styles)]
         k = f", K={r['swaps']}" if r["swaps"] is not None else ""
+        cut = "" if r["completed"] else f" (stopped at step {r['steps_done']})"
         ax.plot(f, y, ls, marker=mk, ms=4, color=colors[r["order_spec"]],
-                label=f"{r['order_spec']}{k}, {r['size']}")
+                label=f"{r['order_spec']}{k}, {r['size']}{cut}")
     if mdm is not None:
         ax.plot(mdm["flops"], mdm["test_nll"], "k-", marker="s", ms=3, label="MDM (--mdm-log)")
     ax.axhline(h_tok, color="gray", ls="--", lw=1,

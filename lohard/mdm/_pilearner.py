@@ -62,6 +62,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -621,7 +622,7 @@ class PiLearnerRun:
             "flops_convention": "6 * n_params_nonembedding * steps * batch_size * L",
             "entropy_per_token": self.entropy_per_token, "curve": self.curve,
             "final_test_nll": self.final_test_nll, "resumed_from": self.resumed_from,
-            "steps_done": self.steps_done,
+            "steps_done": self.steps_done, "completed": self.completed,
         })
 
 
@@ -641,7 +642,8 @@ def _save_checkpoint(path: Path, payload: dict) -> None:
 
 def train_pilearner(dist: LODistribution, order_spec: str, model_config: PiLearnerConfig,
                     train_config: PiTrainConfig, *, checkpoint: str | Path | None = None,
-                    stop_after: int | None = None, progress: bool = False) -> PiLearnerRun:
+                    stop_after: int | None = None, max_seconds: float | None = None,
+                    progress: bool = False) -> PiLearnerRun:
     """Train a pi-learner on fresh samples of ``dist`` read in the order ``order_spec``.
 
     Each update draws ``batch_size`` new sequences from ``dist`` with a seed
@@ -665,6 +667,11 @@ def train_pilearner(dist: LODistribution, order_spec: str, model_config: PiLearn
         the same run (distribution, order, configs, seed), training resumes
         from it; a completed checkpoint returns at once. A checkpoint of another
         run raises ValueError.
+    stop_after : int, optional
+        Stop (with a checkpoint) after this many total steps.
+    max_seconds : float, optional
+        Wall-clock budget of this call: after the first step that ends past it, save
+        a checkpoint and return (``completed`` False); a second call resumes exactly.
     progress : bool
         Show a tqdm bar.
 
@@ -673,6 +680,8 @@ def train_pilearner(dist: LODistribution, order_spec: str, model_config: PiLearn
     PiLearnerRun
     """
     mcfg, tcfg = model_config, train_config
+    if max_seconds is not None and not max_seconds >= 0:
+        raise ValueError(f"max_seconds must be >= 0, got {max_seconds}")
     if (mcfg.vocab_size, mcfg.length) != (dist.vocab_size, dist.length):
         raise ValueError(f"model (vocab_size, L) = ({mcfg.vocab_size}, {mcfg.length}) does not "
                          f"match the distribution's ({dist.vocab_size}, {dist.length})")
@@ -730,6 +739,7 @@ def train_pilearner(dist: LODistribution, order_spec: str, model_config: PiLearn
     end = tcfg.steps if stop_after is None else min(int(stop_after), tcfg.steps)
     if end < 1:
         raise ValueError(f"stop_after must be >= 1, got {stop_after}")
+    t0 = time.perf_counter()
     for step in range(start, end):
         lr = lr_at(step, tcfg)
         for group in opt.param_groups:
@@ -767,6 +777,11 @@ def train_pilearner(dist: LODistribution, order_spec: str, model_config: PiLearn
                 bar.set_postfix(test_nll=f"{nll:.4f}")
         if done % tcfg.checkpoint_every == 0 or done == end:
             save(done)
+        if max_seconds is not None and done < end and time.perf_counter() - t0 >= max_seconds:
+            if done % tcfg.checkpoint_every:
+                save(done)
+            end = done
+            break
     if bar is not None:
         bar.close()
     run.steps_done = max(start, end)

@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
     ("gpu_issue5.sh", {"table1.md", "table1.json", "fig2_per_mask_error.png",
                        "fig2_per_mask_error.json", "mdm_throughput.json", "logs.txt",
                        "results.tar.gz"}),
+    ("gpu_issue5_pilearners.sh", {"pilearner_likelihood_nae_20_280.png",
+                                  "pilearner_likelihood_nae_20_280.json", "logs.txt",
+                                  "results.tar.gz"}),
     ("gpu_issue6.sh", {"sudoku_tables.md", "sudoku_tables.json", "sudoku_tables.csv",
                        "sudoku_order.png", "sudoku_order.json", "logs.txt", "results.tar.gz"}),
 ])

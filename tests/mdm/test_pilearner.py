@@ -297,6 +297,22 @@ def test_resume_replays_the_uninterrupted_run(tmp_path):
         train_pilearner(d, "natural", mc, tc, checkpoint=ck)
 
 
+def test_time_budget_stops_with_a_checkpoint_and_resumes_exactly(tmp_path):
+    d = nae_sat(5, 6, rng=1)
+    mc = pilearner_config("tiny", d)
+    tc = _cfg(steps=12, checkpoint_every=5, eval_points=3, test_size=32)
+    full = train_pilearner(d, "natural", mc, tc)
+    ck = tmp_path / "run.pt"
+    part = train_pilearner(d, "natural", mc, tc, checkpoint=ck, max_seconds=0.0)
+    assert part.steps_done == 1 and not part.completed and not part.to_dict()["completed"]
+    rest = train_pilearner(d, "natural", mc, tc, checkpoint=ck)
+    assert rest.resumed_from == 1 and rest.completed
+    a, b = full.model.state_dict(), rest.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="max_seconds must be >= 0"):
+        train_pilearner(d, "natural", mc, tc, max_seconds=-1.0)
+
+
 def test_config_must_match_distribution():
     d = nae_sat(5, 6, rng=1)
     with pytest.raises(ValueError, match="does not match"):
