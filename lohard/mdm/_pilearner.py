@@ -80,6 +80,7 @@ except ImportError as err:  # pragma: no cover - exercised only without torch
 
 from lohard._util import RNGLike, as_generator, atomic_write, provenance, to_jsonable
 from lohard.lo import LODistribution
+from lohard.mdm._train import RunningLoss
 
 #: Model sizes: name -> (d_model, n_layers, n_heads). ``tiny`` is for CPU tests; each
 #: size has 3-8x the non-embedding parameters of the one before (about 12 d^2 per layer).
@@ -702,6 +703,7 @@ def train_pilearner(dist: LODistribution, order_spec: str, model_config: PiLearn
                        entropy_per_token=lo_entropy(dist) / L)
     key = _run_key(dist, order_spec, mcfg, tcfg)
     start = 0
+    running_state: dict = {}
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=dev, weights_only=True)
@@ -715,19 +717,23 @@ def train_pilearner(dist: LODistribution, order_spec: str, model_config: PiLearn
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, run.curve, run.resumed_from = state["step"], list(state["curve"]), state["step"]
+        running_state = state.get("running_loss") or {}
 
     def save(step: int) -> None:
+        running.check(step)
         if ckpt_path is not None:
             _save_checkpoint(ckpt_path, {
                 "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "key": key,
                 "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "curve": run.curve, "meta": to_jsonable(provenance(key, tcfg.seed))})
+                "curve": run.curve, "running_loss": running.state(),
+                "meta": to_jsonable(provenance(key, tcfg.seed))})
 
     test_tokens, test_orders = held_out(dist, tcfg, order)
     fixed = torch.from_numpy(order).to(dev) if order is not None else None
     todo = [s for s in eval_steps(tcfg.steps, tcfg.eval_points) if s > start]
     flops_per_step = 6 * run.n_params_nonembedding * B * L
-    loss_sum, loss_n = 0.0, 0
+    # Summed on the device: the only host syncs are the evaluations and checkpoints.
+    running = RunningLoss(dev, running_state)
     model.train()
     try:
         from tqdm.auto import tqdm
@@ -753,26 +759,23 @@ def train_pilearner(dist: LODistribution, order_spec: str, model_config: PiLearn
         with _autocast(dev, amp_dtype):
             logits = model(x, o)
         loss = order_nll(logits, x, o).mean() / L
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss is {float(loss)} at step {step}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tcfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
         opt.step()
-        loss_sum += float(loss.detach())
-        loss_n += 1
+        running.add(loss)
         done = step + 1
         if bar is not None:
             bar.update(1)
         if todo and done == todo[0]:
             todo.pop(0)
+            train_loss = running.read(done)
             nll = evaluate_nll(model, test_tokens, test_orders,
                                batch_size=tcfg.eval_batch_size, autocast_dtype=amp_dtype)
             run.curve.append({"step": done, "tokens": done * B * L,
                               "flops": float(done * flops_per_step), "test_nll": nll,
-                              "train_loss": loss_sum / loss_n, "lr": lr})
-            loss_sum, loss_n = 0.0, 0
+                              "train_loss": train_loss, "lr": lr})
             if bar is not None:
                 bar.set_postfix(test_nll=f"{nll:.4f}")
         if done % tcfg.checkpoint_every == 0 or done == end:

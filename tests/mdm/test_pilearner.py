@@ -289,8 +289,8 @@ def test_resume_replays_the_uninterrupted_run(tmp_path):
     assert rest.resumed_from == 12 and rest.completed
     a, b = full.model.state_dict(), rest.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert [(r["step"], r["test_nll"]) for r in rest.curve] == \
-        [(r["step"], r["test_nll"]) for r in full.curve]
+    assert [(r["step"], r["test_nll"], r["train_loss"]) for r in rest.curve] == \
+        [(r["step"], r["test_nll"], r["train_loss"]) for r in full.curve]
     again = train_pilearner(d, "uniform", mc, tc, checkpoint=ck)  # completed: no work
     assert again.resumed_from == 24 and again.curve == rest.curve
     with pytest.raises(ValueError, match="another run"):
@@ -309,8 +309,22 @@ def test_time_budget_stops_with_a_checkpoint_and_resumes_exactly(tmp_path):
     assert rest.resumed_from == 1 and rest.completed
     a, b = full.model.state_dict(), rest.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # a stop inside an averaging window of the train loss (evaluations at 1, 3, 12): the
+    # window's sum is carried over in the checkpoint
+    ck2 = tmp_path / "run2.pt"
+    train_pilearner(d, "natural", mc, tc, checkpoint=ck2, stop_after=2)
+    rest2 = train_pilearner(d, "natural", mc, tc, checkpoint=ck2)
+    assert [(r["step"], r["train_loss"]) for r in rest2.curve] == \
+        [(r["step"], r["train_loss"]) for r in full.curve]
     with pytest.raises(ValueError, match="max_seconds must be >= 0"):
         train_pilearner(d, "natural", mc, tc, max_seconds=-1.0)
+
+
+def test_divergence_is_reported():
+    d = nae_sat(5, 6, rng=1)
+    tc = _cfg(steps=6, lr=1e30, warmup_steps=1, eval_points=2, test_size=16)
+    with pytest.raises(FloatingPointError, match="not finite|nan"):
+        train_pilearner(d, "natural", pilearner_config("tiny", d), tc)
 
 
 def test_config_must_match_distribution():
