@@ -893,17 +893,19 @@ def arm_decode(model: PiLearner, puzzles, *, box: int | None = None, batch_size:
             pr = torch.from_numpy(prompt_all[lo:lo + batch_size]).to(device)
             inp_all, in_pos_all, tgt_all = _arm_step_inputs(x, model.cfg.bos_id)
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+            nan_seen = torch.zeros((), dtype=torch.bool, device=device)
             for t in range(int(pr.min()), length):
                 # Step t reads tokens 0..t-1 (and BOS) and predicts token t.
                 inp = torch.cat([inp_all[:, :1], x[:, :t]], dim=1)
                 with ctx:
                     logits = model.forward_steps(inp, in_pos_all[:, :t + 1],
                                                  tgt_all[:, :t + 1])[:, t].float()
-                if bool(torch.isnan(logits).any()):
-                    raise FloatingPointError("the ARM gave NaN logits (non-finite weights)")
+                nan_seen |= torch.isnan(logits).any()  # checked once per batch, no sync
                 logits = logits.masked_fill(~allowed[t % 3], -math.inf)
                 pred = logits.argmax(dim=-1)
                 x[:, t] = torch.where(t >= pr, pred, x[:, t])
+            if bool(nan_seen):
+                raise FloatingPointError("the ARM gave NaN logits (non-finite weights or inputs)")
             out_tokens[lo:lo + batch_size] = x.cpu().numpy()
     finally:
         model.train(was)

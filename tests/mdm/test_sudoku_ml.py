@@ -148,6 +148,16 @@ def test_arm_decoder_keeps_clues_and_grammar(test4):
     assert not dec.solved[~dec.well_formed].any()
 
 
+def test_nan_models_cannot_decode(test4):
+    for kind, decode in (("mdm", mdm_decode), ("arm", arm_decode)):
+        model = build_sudoku_model(_cfg(kind=kind))
+        with torch.no_grad():
+            for prm in model.parameters():
+                prm.fill_(float("nan"))
+        with pytest.raises(FloatingPointError, match="NaN logits"):
+            decode(model, test4.puzzles[:4])
+
+
 def test_arm_prompts_match_arm_tokens(test4):
     tok, prompt = S.arm_tokens(test4.puzzles[:20], test4.solutions[:20], test4.orders[:20])
     ptok, pprompt = arm_prompts(test4.puzzles[:20], box=2)
