@@ -234,11 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _progress_log(show_log):
             return int(args.func(args) or 0)
-    except (ValueError, TypeError) as err:
-        print(f"lohard {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        # e.g. an output folder that cannot be created or written
+    except (ValueError, TypeError, OSError) as err:  # OSError: e.g. an unwritable output
         print(f"lohard {args.command}: error: {err}", file=sys.stderr)
         return 2
 

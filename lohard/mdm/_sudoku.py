@@ -85,6 +85,8 @@ from lohard.mdm._train import (
     CKPT_NAME,
     RunningLoss,
     check_finite_parameters,
+    check_stop_after,
+    load_finite_weights,
     open_log,
     optimiser_step,
     read_state,
@@ -457,11 +459,7 @@ def load_sudoku_model(path: str | os.PathLike, *,
     state = _read(path)
     cfg = SudokuTrainConfig(**state["config"])
     model = build_sudoku_model(cfg)
-    model.load_state_dict(state["model"])
-    try:
-        check_finite_parameters(model, str(path))
-    except FloatingPointError as err:
-        raise ValueError(f"{err}; refusing to load it") from None
+    load_finite_weights(model, state["model"], path)
     model.to(select_device(device)).eval()
     return SudokuModel(model=model, config=cfg, step=int(state["step"]),
                        history=list(state.get("history", [])), data_hash=state["data_hash"],
@@ -518,8 +516,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         ``finished`` is False when stopped early.
     """
     cfg = config
-    if stop_after is not None and (int(stop_after) != stop_after or stop_after < 1):
-        raise ValueError(f"stop_after must be an integer >= 1 (total steps), got {stop_after}")
+    check_stop_after(stop_after)
     if puzzles.box != cfg.box:
         raise ValueError(f"the puzzles have box b = {puzzles.box}, the config asks for "
                          f"b = {cfg.box}")

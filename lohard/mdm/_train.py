@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -273,11 +274,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     mcfg = MDMConfig(**state["model_config"])
     tcfg = TrainConfig(**state["train_config"])
     model = build_model(mcfg, stored)
-    model.load_state_dict(state["model"])
-    try:
-        check_finite_parameters(model, str(path))
-    except FloatingPointError as err:
-        raise ValueError(f"{err}; refusing to load it") from None
+    load_finite_weights(model, state["model"], path)
     model.to(select_device(device)).eval()
     return Checkpoint(model=model, dist=stored, model_config=mcfg, train_config=tcfg,
                       step=int(state["step"]), seed=int(state["seed"]), dist_hash=h,
@@ -414,6 +411,21 @@ def check_finite_parameters(model: torch.nn.Module, where: str) -> None:
                                  f"(the run diverged)")
 
 
+def load_finite_weights(model: torch.nn.Module, weights: dict, path) -> None:
+    """``model.load_state_dict(weights)``; ValueError if a stored parameter is NaN or inf."""
+    model.load_state_dict(weights)
+    try:
+        check_finite_parameters(model, str(path))
+    except FloatingPointError as err:
+        raise ValueError(f"{err}; refusing to load it") from None
+
+
+def check_stop_after(stop_after) -> None:
+    """``stop_after`` (total steps to stop at) is None or an integer >= 1."""
+    if stop_after is not None and (int(stop_after) != stop_after or stop_after < 1):
+        raise ValueError(f"stop_after must be an integer >= 1 (total steps), got {stop_after}")
+
+
 def open_log(path: Path, history: list):
     """``log.jsonl`` for appending, first rewritten (atomically) to hold exactly ``history``:
     entries logged after the last checkpoint of an interrupted run are dropped, so a
@@ -481,8 +493,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
         parameters at a checkpoint (no checkpoint holding them is written).
     """
     cfg = config
-    if stop_after is not None and (int(stop_after) != stop_after or stop_after < 1):
-        raise ValueError(f"stop_after must be an integer >= 1 (total steps), got {stop_after}")
+    check_stop_after(stop_after)
     keep = set()
     for x in snapshots:
         if isinstance(x, bool) or int(x) != x or not 1 <= x <= cfg.steps:
@@ -565,6 +576,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
         _save_checkpoint(ckpt_path, model=model, opt=opt, sched=sched, step=step, mcfg=mcfg,
                          tcfg=cfg, dist=dist, dist_hash=dist_hash, history=history,
                          running=running.state())
+        if step in keep:
+            atomic_write(snapshot_path(out, step), lambda tmp: shutil.copyfile(ckpt_path, tmp))
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train-mdm",
                dynamic_ncols=True)
@@ -597,8 +610,6 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
                 record({"step": done, "eval_loss": value})
             if done in keep and done != end:
                 save(done)
-                snap = ckpt_path.read_bytes()
-                atomic_write(snapshot_path(out, done), lambda tmp: Path(tmp).write_bytes(snap))
             elif cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
                 save(done)
             bar.update(1)
@@ -608,9 +619,6 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
                 break
         step = end
         save(end)
-        if end in keep:
-            snap = ckpt_path.read_bytes()
-            atomic_write(snapshot_path(out, end), lambda tmp: Path(tmp).write_bytes(snap))
     finally:
         bar.close()
         logf.close()
