@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 import tempfile
 import time
@@ -54,7 +55,10 @@ PEAK_BF16 = (
     ("H100", 989e12),
     ("A100", 312e12),
 )
-VARIANTS = ("eager", "eager-fp32", "lohard", "compiled-fused")
+VARIANTS = ("eager", "eager-fp32", "lohard", "compiled-fused", "lohard-compile",
+            "lohard-1thread")
+#: CPU-only variants: lohard.mdm.train with torch.compile, and on one torch thread.
+CPU_VARIANTS = ("lohard-compile", "lohard-1thread")
 
 
 @dataclasses.dataclass
@@ -70,11 +74,16 @@ class BenchConfig:
     seed: int = 0
     peak_tflops: float | None = None
     threads: int = 0
+    rounds: int = 1  # every variant runs once per round, interleaved; medians are reported
     out: str | None = None
 
 
 QUICK = dict(model="tiny", dist="nae-sat-8-40", batch_size=8, warmup_steps=2, measure_steps=4,
-             device="cpu", threads=1)
+             device="cpu", threads=1, variants=("eager", "lohard"))
+#: ``--device cpu``: the CPU-scale Table 1 model and preset (lohard table1 --scale cpu),
+#: three interleaved rounds.
+CPU = dict(model="cpu-1m", dist="nae-sat-10-90-t", batch_size=64, warmup_steps=5,
+           measure_steps=20, rounds=3, variants=("eager", "lohard", *CPU_VARIANTS))
 
 
 def parse(argv):
@@ -83,14 +92,15 @@ def parse(argv):
     ap.add_argument("--config", dest="model")
     ap.add_argument("--dist")
     for name, typ in (("batch-size", int), ("warmup-steps", int), ("measure-steps", int),
-                      ("seed", int), ("peak-tflops", float), ("threads", int)):
+                      ("seed", int), ("peak-tflops", float), ("threads", int),
+                      ("rounds", int)):
         ap.add_argument(f"--{name}", type=typ)
     ap.add_argument("--variants", help=f"comma-separated from {', '.join(VARIANTS)}")
     ap.add_argument("--no-compile", action="store_true", help="lohard variant without compile")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--out", help="JSON results file")
     args = vars(ap.parse_args(argv))
-    fields = dict(QUICK) if args.pop("quick") else {}
+    fields = dict(QUICK) if args.pop("quick") else dict(CPU) if args["device"] == "cpu" else {}
     if args.pop("no_compile"):
         fields["compile"] = False
     v = args.pop("variants")
@@ -104,6 +114,8 @@ def parse(argv):
         if val is not None:
             fields[k] = val
     cfg = BenchConfig(**fields)
+    if cfg.rounds < 1:
+        raise SystemExit(f"--rounds must be >= 1, got {cfg.rounds}")
     if cfg.warmup_steps < 1 or cfg.measure_steps < 1 or cfg.measure_steps % cfg.warmup_steps:
         raise SystemExit("need warmup_steps >= 1 and measure_steps a positive multiple of it "
                          f"(lohard is timed from log entries every warmup_steps steps), got "
@@ -232,15 +244,20 @@ def main(argv=None) -> int:
     length = dist.length
     tokens_per_step = cfg.batch_size * length
     compile_lohard = cuda if cfg.compile is None else cfg.compile
-    variants = [v for v in cfg.variants if cuda or v not in ("eager-fp32", "compiled-fused")]
+    gpu_only = ("eager-fp32", "compiled-fused")
+    variants = [v for v in cfg.variants
+                if (cuda or v not in gpu_only) and (not cuda or v not in CPU_VARIANTS)]
     # The reference first, then lohard, then the extras (a timeout keeps the main pair).
-    order = [v for v in ("eager", "lohard", "eager-fp32", "compiled-fused") if v in variants]
+    order = [v for v in ("eager", "lohard", *gpu_only, *CPU_VARIANTS) if v in variants]
     report = {**provenance(dataclasses.asdict(cfg), cfg.seed), "device": f"{device} ({name})",
               "torch": torch.__version__, "cuda": torch.version.cuda, "L": length,
               "batch_size": cfg.batch_size, "tokens_per_step": tokens_per_step,
               "peak_flops": peak, "peak_source": peak_src,
-              "target": "issue: >= 2.6e6 tokens/s on an H100 (plain model: 1.0e6 eager, "
-                        "2.2e6 compiled)", "results": {}}
+              "target": ("issue: >= 2.6e6 tokens/s on an H100 (plain model: 1.0e6 eager, "
+                         "2.2e6 compiled)" if cuda else "lohard >= 1.0x the eager loop"),
+              "load_average_at_start": list(os.getloadavg()), "cpu_count": os.cpu_count(),
+              "torch_threads": torch.get_num_threads(), "rounds": cfg.rounds,
+              "results": {}}
     fpt = None
 
     def record(key: str, res: dict) -> None:
@@ -276,27 +293,57 @@ def main(argv=None) -> int:
           f"{cfg.batch_size}; {cfg.warmup_steps} warm-up + {cfg.measure_steps} timed steps; "
           f"peak {'n/a' if peak is None else f'{peak / 1e12:.0f} TFLOP/s'} ({peak_src})",
           flush=True)
-    for key in order:
-        try:
-            if key == "eager":
-                record(key, {**plain_loop(cfg, dist, device, amp=True), "amp": cuda,
-                             "compile": False, "optimizer": "torch.optim.AdamW (default)"})
-            elif key == "eager-fp32":
-                record(key, {**plain_loop(cfg, dist, device, amp=False), "amp": False,
-                             "compile": False, "optimizer": "torch.optim.AdamW (default)"})
-            elif key == "compiled-fused":
-                record(key, {**plain_loop(cfg, dist, device, amp=True, compile_=True,
-                                          fused=True), "amp": True, "compile": True,
-                             "optimizer": "torch.optim.AdamW(fused=True)"})
-            else:
-                record(key, lohard_loop(cfg, cfg.dist, device, compile_lohard))
-        except Exception as err:  # a failed variant (e.g. compilation) must not lose the rest
-            report["results"][key] = {"error": f"{type(err).__name__}: {err}"}
-            print(f"{key:>15}: FAILED ({type(err).__name__}: {err})", flush=True)
-            if cfg.out:
-                atomic_write_json(cfg.out, report)
-        if cuda:
-            torch.cuda.empty_cache()
+    def run_variant(key: str) -> dict:
+        if key == "eager":
+            return {**plain_loop(cfg, dist, device, amp=True), "amp": cuda, "compile": False,
+                    "optimizer": "torch.optim.AdamW (default)"}
+        if key == "eager-fp32":
+            return {**plain_loop(cfg, dist, device, amp=False), "amp": False,
+                    "compile": False, "optimizer": "torch.optim.AdamW (default)"}
+        if key == "compiled-fused":
+            return {**plain_loop(cfg, dist, device, amp=True, compile_=True, fused=True),
+                    "amp": True, "compile": True, "optimizer": "torch.optim.AdamW(fused=True)"}
+        if key == "lohard-compile":
+            return lohard_loop(cfg, cfg.dist, device, True)
+        if key == "lohard-1thread":
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return {**lohard_loop(cfg, cfg.dist, device, compile_lohard), "threads": 1}
+            finally:
+                torch.set_num_threads(threads)
+        return lohard_loop(cfg, cfg.dist, device, compile_lohard)
+
+    # Rounds interleave the variants, so that a change of load hits all of them alike; each
+    # variant reports the median of its rounds' seconds.
+    runs: dict[str, list] = {}
+    for rnd in range(cfg.rounds):
+        for key in order:
+            if key in report["results"] and "error" in report["results"][key]:
+                continue
+            try:
+                res = run_variant(key)
+            except Exception as err:  # a failed variant (e.g. compilation) keeps the rest
+                report["results"][key] = {"error": f"{type(err).__name__}: {err}"}
+                print(f"{key:>15}: FAILED ({type(err).__name__}: {err})", flush=True)
+                if cfg.out:
+                    atomic_write_json(cfg.out, report)
+                continue
+            runs.setdefault(key, []).append(res)
+            model = next((r["model"] for r in runs[key] if "model" in r), None)
+            done = runs[key]
+            secs = sorted(r["seconds"] for r in done)
+            med = {**{k: v for k, v in done[-1].items() if k != "model"},
+                   "seconds": float(np.median(secs)),
+                   "round_tokens_per_second": [r["steps"] * tokens_per_step / r["seconds"]
+                                               for r in done]}
+            if model is not None:
+                med["model"] = model
+            if cfg.rounds > 1:
+                print(f"round {rnd + 1}/{cfg.rounds}:", end=" ", flush=True)
+            record(key, med)
+            if cuda:
+                torch.cuda.empty_cache()
     ratios = report.get("ratios_vs_eager", {})
     if "lohard" in ratios:
         print(f"lohard / eager = {ratios['lohard']:.2f}x", flush=True)

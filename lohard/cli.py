@@ -6,6 +6,7 @@
     lohard window ...                          (hardness window, lohard.cavity)
     lohard sudoku generate|rate|train|eval     (lohard.sudoku; train/eval need torch)
     lohard train-mdm / eval-mdm ...            (lohard.mdm; needs torch)
+    lohard table1 / fig2 [--scale cpu|gpu]     (lohard.experiments; needs torch)
 """
 
 from __future__ import annotations
@@ -128,6 +129,82 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_presets(text: str) -> tuple:
+    """``"10-90,17-83"`` -> ((10, 90), (17, 83))."""
+    out = []
+    for item in text.split(","):
+        parts = item.strip().split("-")
+        if len(parts) != 2 or not all(x.strip().isdigit() for x in parts):
+            raise ValueError(f"a preset is N-P with integers N, P (e.g. 10-90), got "
+                             f"{item.strip()!r}")
+        out.append((int(parts[0]), int(parts[1])))
+    return tuple(out)
+
+
+def _needs_torch(command: str) -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print(f"lohard {command}: error: this command needs PyTorch; install it with "
+              "`pip install lohard[torch]`", file=sys.stderr)
+        return True
+    return False
+
+
+def _cmd_table1(args: argparse.Namespace) -> int:
+    if _needs_torch("table1"):
+        return 2
+    from lohard.experiments.table1 import run_table1, table1_config
+
+    overrides = {k: getattr(args, k) for k in ("model", "steps", "batch_size", "lr", "min_lr",
+                                                "warmup_steps", "num_samples", "sample_steps",
+                                                "seed",
+                                                "device", "work_dir", "out_dir",
+                                                "oracle_samples")}
+    if args.presets:
+        overrides["presets"] = _parse_presets(args.presets)
+    if args.fig2_preset:
+        overrides["fig2_preset"] = _parse_presets(args.fig2_preset)[0]
+    if args.learned_pos:
+        overrides["model_overrides"] = {"learned_pos": True}
+    if args.variants:
+        overrides["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    cfg = table1_config(args.scale, **overrides)
+    doc = run_table1(cfg, progress=not (args.quiet or args.json))
+    if args.json:
+        print(json.dumps(to_jsonable({"presets": doc.get("presets", []),
+                                      "wall_seconds": doc.get("wall_seconds")})))
+    return 0
+
+
+def _cmd_fig2(args: argparse.Namespace) -> int:
+    if _needs_torch("fig2"):
+        return 2
+    from lohard.experiments.fig2 import Fig2Config, run_fig2
+
+    fields = {k: getattr(args, k) for k in ("scale", "checkpoint", "proxy_checkpoint",
+                                             "masks_per_l", "seed", "device", "workers",
+                                             "out_dir")}
+    if args.ells:
+        try:
+            fields["ells"] = tuple(int(x) for x in args.ells.split(",") if x.strip())
+        except ValueError as err:
+            raise ValueError(f"--ells must be comma-separated integers, got "
+                             f"{args.ells!r}") from err
+    if args.no_bp:
+        fields["bp"] = False
+    t1 = {k: getattr(args, k) for k in ("work_dir", "steps") if getattr(args, k) is not None}
+    if t1:
+        fields["table1_overrides"] = t1
+    cfg = Fig2Config(**{k: v for k, v in fields.items() if v is not None})
+    doc = run_fig2(cfg, progress=not (args.quiet or args.json))
+    if args.json:
+        print(json.dumps(to_jsonable({k: doc[k] for k in ("checkpoint", "checkpoint_step",
+                                                          "proxy_checkpoint", "proxy_step",
+                                                          "proxy_summary", "wall_seconds")})))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lohard", description=__doc__.splitlines()[0])
     from lohard import __version__
@@ -168,6 +245,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true",
                    help="no progress log lines on stderr during the cavity computation")
     p.set_defaults(func=_cmd_thresholds)
+
+    p = sub.add_parser(
+        "table1", help="reproduce Table 1: vanilla vs adaptive MDM decoding on L&O-NAE-SAT",
+        description="Train one MDM per L&O-NAE-SAT preset and score vanilla, top-prob and "
+                    "margin decoding (with and without Gumbel noise) and an exact oracle by "
+                    "observation accuracy. Resumable: a second call continues unfinished "
+                    "training and reuses finished evaluations. Writes <out-dir>/<name>"
+                    ".{md,csv,json,png} (table1_cpu at --scale cpu, table1 at gpu). "
+                    "Needs the torch extra.")
+    p.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
+                   help="cpu: five L ~ 100 presets, 1M model, about 100 min on 2 cores "
+                        "(default); gpu: the paper's presets and 19M model")
+    p.add_argument("--presets", help="comma-separated N-P pairs (default: the scale's)")
+    p.add_argument("--model", help="model shape (cpu-1m at cpu scale, mdm-19m at gpu)")
+    p.add_argument("--learned-pos", action="store_true",
+                   help="add a learned absolute position embedding to the model (cpu-1m has "
+                        "one already)")
+    p.add_argument("--fig2-preset", help="the N-P preset that keeps a checkpoint at half its "
+                                         "steps for lohard fig2 (default 17-83 at cpu scale)")
+    p.add_argument("--steps", type=int, help="optimiser steps per preset")
+    p.add_argument("--batch-size", type=int, help="training batch size")
+    p.add_argument("--lr", type=float, help="peak learning rate (cosine schedule)")
+    p.add_argument("--min-lr", type=float, help="final learning rate")
+    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps")
+    p.add_argument("--num-samples", type=int, help="generated sequences per sampler")
+    p.add_argument("--sample-steps", type=int, help="reverse steps T (default 50)")
+    p.add_argument("--oracle-samples", type=int, help="sequences per exact-oracle order")
+    p.add_argument("--variants", help="comma-separated samplers: vanilla, top-prob, margin, "
+                                      "top-prob+gumbel, margin+gumbel, exact-oracle")
+    p.add_argument("--seed", type=int, help="training root seed (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--work-dir", help="run folders (default runs/table1_<scale>)")
+    p.add_argument("--out-dir", help="output folder (default figures/)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(func=_cmd_table1)
+
+    p = sub.add_parser(
+        "fig2", help="reproduce Figure 2 (right): an MDM's per-mask error vs exact posteriors",
+        description="Per-mask squared log-likelihood error of an MDM on L&O-NAE-SAT against "
+                    "the exact posterior, the BP proxy and the paper's proxy (the same run "
+                    "trained twice as long), on App. C.2.1 masks, against l. By default the "
+                    "model is the Table 1 run's Figure 2 preset at half its steps (trained "
+                    "first if needed). Writes <out-dir>/fig2_per_mask_error.{png,csv,json}. "
+                    "Needs the torch extra.")
+    p.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
+                   help="whose Table 1 run holds the model: cpu (17, 83) or gpu (20, 280)")
+    p.add_argument("--checkpoint", help="measure this run instead of the Table 1 model")
+    p.add_argument("--proxy-checkpoint", help="with --checkpoint: the longer-trained proxy")
+    p.add_argument("--work-dir", help="the Table 1 run folders (default runs/table1_<scale>)")
+    p.add_argument("--steps", type=int,
+                   help="the Table 1 run's steps per preset, if not the scale's default")
+    p.add_argument("--ells", help="comma-separated l values (default 1..N-1)")
+    p.add_argument("--masks-per-l", type=int, help="masks per l (default 1000, the paper's)")
+    p.add_argument("--no-bp", action="store_true", help="skip the BP reference")
+    p.add_argument("--seed", type=int, help="data and mask seed (default 0)")
+    p.add_argument("--workers", type=int, help="posterior processes (0: all cores)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--out-dir", help="output folder (default figures/)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=_cmd_fig2)
 
     # Subcommands contributed by subpackages.
     for mod in ("lohard.lo.cli", "lohard.cavity.cli", "lohard.sudoku.cli", "lohard.mdm.cli"):

@@ -1,4 +1,5 @@
-# Shared by the GPU session scripts (gpu_issue5.sh, gpu_issue5_pilearners.sh, gpu_issue6.sh);
+# Shared by the GPU session scripts (gpu_mdm_table1_fig2.sh, gpu_mdm_pilearners.sh,
+# gpu_sudoku_tables.sh);
 # source it, do not run it.
 #
 #   source "$(dirname "$0")/gpu_session.sh"

@@ -16,7 +16,7 @@ from lohard.mdm._model import (
     build_model,
     check_fits,
 )
-from lohard.mdm._oracle import MAX_ORACLE_STATES, ExactOracle
+from lohard.mdm._oracle import MAX_ORACLE_STATES, ExactOracle, PosteriorOracle
 from lohard.mdm._pilearner import (
     ORDERS,
     PILEARNER_SIZES,
@@ -76,6 +76,7 @@ __all__ = [
     "build_model",
     "check_fits",
     "ExactOracle",
+    "PosteriorOracle",
     "MAX_ORACLE_STATES",
     "mdm_loss",
     "loss_masks",

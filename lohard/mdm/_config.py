@@ -94,6 +94,12 @@ MODEL_CONFIGS: dict[str, MDMConfig] = {
     # 6M: 6 layers, width 256, 8 heads, SwiGLU 4x -> 6,296,576 parameters (the 6M MDM of
     # the Sudoku experiments, App. D.2, in this architecture).
     "mdm-6m": MDMConfig(name="mdm-6m", n_layers=6, d_model=256, n_heads=8),
+    # cpu-1m: the CPU-scale Table 1 model (lohard table1 --scale cpu): 4 layers, width 128,
+    # 4 heads (head dim 32), SwiGLU 4x, with a learned absolute position embedding on top of
+    # RoPE, which a model this small needs to learn L ~ 100 positions in a CPU budget
+    # (1,067,008 parameters at L = 101, vocabulary 3).
+    "cpu-1m": MDMConfig(name="cpu-1m", n_layers=4, d_model=128, n_heads=4, max_seq_len=128,
+                        learned_pos=True),
     # tiny: for CPU tests and the CI pipeline (131,840 parameters).
     "tiny": MDMConfig(name="tiny", n_layers=2, d_model=64, n_heads=4, max_seq_len=128),
 }

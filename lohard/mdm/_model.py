@@ -105,6 +105,7 @@ class MaskedDiffusionTransformer(nn.Module):
         self.vocab_size = v
         self.mask_id = v
         self.max_seq_len = cfg.max_seq_len
+        self.data_length: int | None = None  # L of the data it was built for (build_model)
         self.embed = nn.Embedding(v + 1, cfg.d_model)
         self.pos = nn.Embedding(cfg.max_seq_len, cfg.d_model) if cfg.learned_pos else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
@@ -191,4 +192,7 @@ def build_model(config: MDMConfig | str, dist) -> MaskedDiffusionTransformer:
         raise ValueError(f"the mask id must be the data's mask id {dist.mask_id}: set the "
                          f"config's vocab_size to None or V = {dist.vocab_size}, got "
                          f"{cfg.vocab_size}")
-    return MaskedDiffusionTransformer(cfg, v)
+    model = MaskedDiffusionTransformer(cfg, v)
+    # The training distribution's L: sample() generates sequences of this length by default.
+    model.data_length = int(dist.length)
+    return model

@@ -99,3 +99,53 @@ class ExactOracle(nn.Module):
         """Logits log p(x^i = v | tokens), -inf where the probability is 0: (B, L, V)."""
         with torch.no_grad():
             return torch.log(self.probs(tokens)).float()
+
+
+class PosteriorOracle(nn.Module):
+    r"""Exact denoiser by component-wise enumeration, for L&O laws too large for
+    :class:`ExactOracle`.
+
+    The same interface as :class:`ExactOracle`; the conditionals come from
+    :func:`lohard.lo.exact_posterior`, which splits the masked latents into the
+    components linked by unmasked observations and enumerates each one alone. Its cost
+    is set by the largest component, not by m^N, so it serves N ~ 20-30 binary
+    latents whenever the unmasked observations leave the components small.
+
+    Parameters
+    ----------
+    dist : LODistribution
+        Table or slab kind.
+    max_states : int
+        Largest component enumerated (m^{|component|}); a larger one raises
+        ValueError naming the sequence.
+
+    Notes
+    -----
+    Runs on the CPU in float64, one sequence at a time (a Numba kernel per sequence);
+    inputs on another device are copied. Logits are ``log p`` (``-inf`` at probability 0).
+    """
+
+    def __init__(self, dist: LODistribution, *, max_states: int = 1 << 22) -> None:
+        super().__init__()
+        self.dist = dist
+        self.max_states = int(max_states)
+        self.vocab_size = dist.vocab_size
+        self.mask_id = dist.mask_id
+        self.max_seq_len = dist.length
+        self.data_length = dist.length
+
+    def probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Conditional laws at every position: float64 tensor, shape (B, L, V)."""
+        from lohard.lo import exact_posterior
+
+        if tokens.shape[1] != self.dist.length:
+            raise ValueError(f"tokens must have length L = {self.dist.length}, got "
+                             f"{tokens.shape[1]}")
+        post = exact_posterior(self.dist, tokens.detach().cpu().numpy(),
+                               max_states=self.max_states)
+        return torch.from_numpy(post.probs).to(tokens.device)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits log p(x^i = v | tokens), -inf where the probability is 0: (B, L, V)."""
+        with torch.no_grad(), np.errstate(divide="ignore"):
+            return torch.log(self.probs(tokens)).float()

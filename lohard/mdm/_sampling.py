@@ -10,7 +10,9 @@ import torch
 from lohard.mdm._loss import alpha, check_tokens
 
 #: Sampler names accepted by :func:`sample`.
-SAMPLERS = ("vanilla", "top-prob", "margin")
+SAMPLERS = ("vanilla", "top-prob", "margin", "random")
+#: The paper's three (Sec. 2, App. D); ``random`` is vanilla's order with K per step fixed.
+PAPER_SAMPLERS = SAMPLERS[:3]
 #: How adaptive samplers choose K per step (App. D.1.2).
 K_MODES = ("deterministic", "binomial")
 #: Noise added to the adaptive position score (App. D.1.2 Gaussian, App. D.2 Gumbel).
@@ -91,6 +93,11 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
       ``"binomial"`` draws :math:`K \sim \mathrm{Bin}(n_{\mathrm{masked}},
       (\alpha_s-\alpha_t)/(1-\alpha_t))`.
 
+    * ``"random"``: K uniformly random masked positions (K as for the adaptive
+      samplers): vanilla's order with a fixed count per step. With ``steps = L`` it
+      unmasks one token per step, the any-order chain rule, so a model equal to
+      p_data then samples p_data exactly.
+
     Each chosen position gets a value drawn from :math:`p_\theta(\cdot \mid x_t)`
     (tempered by ``temperature``). The last step has s = 0, so every position is
     unmasked at the end. Given prompt tokens are never changed.
@@ -101,14 +108,15 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
         ``model(tokens) -> logits (B, L, V)``, attributes ``vocab_size``, ``mask_id``.
     num : int, optional
         Number of sequences (unconditional generation, or copies of a 1-D prompt).
-    sampler : {"vanilla", "top-prob", "margin"}
+    sampler : {"vanilla", "top-prob", "margin", "random"}
     steps : int
         Number of reverse steps T (50 as in the paper).
     prompt : int tensor, shape (B, L) or (L,), optional
         Sequences to infill: positions equal to ``model.mask_id`` are generated,
         the others kept. Default: all masked (unconditional).
     length : int, optional
-        L for unconditional generation (default ``model.max_seq_len``).
+        L for unconditional generation (default: the L of the distribution the model
+        was built for, ``model.data_length``, else ``model.max_seq_len``).
     schedule : {"linear", "cosine"}
         alpha_t of the time grid.
     k_mode : {"deterministic", "binomial"}
@@ -175,11 +183,18 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
     return out
 
 
+def default_length(model) -> int:
+    """L of unconditional generation: the model's training data length when it knows it
+    (models from :func:`~lohard.mdm.build_model`), else its ``max_seq_len``."""
+    length = getattr(model, "data_length", None)
+    return model.max_seq_len if length is None else int(length)
+
+
 def _initial(model, num, prompt, length, device) -> torch.Tensor:
     if prompt is None:
         if num is None:
             raise ValueError("give num (the number of sequences) or a prompt")
-        n = model.max_seq_len if length is None else int(length)
+        n = default_length(model) if length is None else int(length)
         if n < 1 or n > model.max_seq_len:
             raise ValueError(f"length must lie in [1, max_seq_len = {model.max_seq_len}], "
                              f"got {n}")
@@ -242,7 +257,10 @@ def _sample_batch(model, x, sampler, steps, schedule, k_mode, noise, noise_scale
             else:
                 u = torch.rand(x.shape, generator=gen, device=device)
                 k = (masked & (u < ratio)).sum(dim=1)
-            score = _position_scores(logp.exp(), sampler)
+            if sampler == "random":
+                score = torch.rand(masked.shape, generator=gen, device=device)
+            else:
+                score = _position_scores(logp.exp(), sampler)
             if noise == "gumbel":
                 score = score + noise_scale * _gumbel(score.shape, gen, device)
             elif noise == "gaussian":

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -229,7 +230,12 @@ def read_state(path: str | os.PathLike, *, fmt: str = CKPT_FORMAT, version: int 
         path = path / CKPT_NAME
     if not path.exists():
         raise ValueError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path} is truncated or corrupt, not a readable lohard {what} "
+                         f"checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                         f"delete it to start that run again") from err
     if not isinstance(state, dict) or state.get("format") != fmt:
         raise ValueError(f"{path} is not a lohard {what} checkpoint")
     if state.get("format_version") != version:

@@ -23,13 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
                     reason="needs bash and coreutils timeout")
 @pytest.mark.parametrize("script, files", [
-    ("gpu_issue5.sh", {"table1.md", "table1.json", "fig2_per_mask_error.png",
+    ("gpu_mdm_table1_fig2.sh", {"table1.md", "table1.json", "fig2_per_mask_error.png",
                        "fig2_per_mask_error.json", "mdm_throughput.json", "logs.txt",
                        "results.tar.gz"}),
-    ("gpu_issue5_pilearners.sh", {"pilearner_likelihood_nae_20_280.png",
+    ("gpu_mdm_pilearners.sh", {"pilearner_likelihood_nae_20_280.png",
                                   "pilearner_likelihood_nae_20_280.json", "logs.txt",
                                   "results.tar.gz"}),
-    ("gpu_issue6.sh", {"sudoku_tables.md", "sudoku_tables.json", "sudoku_tables.csv",
+    ("gpu_sudoku_tables.sh", {"sudoku_tables.md", "sudoku_tables.json", "sudoku_tables.csv",
                        "sudoku_order.png", "sudoku_order.json", "logs.txt", "results.tar.gz"}),
 ])
 def test_gpu_script_smoke(tmp_path, script, files):
@@ -44,7 +44,7 @@ def test_gpu_script_smoke(tmp_path, script, files):
     log = (tmp_path / "logs.txt").read_text()
     codes = re.findall(r"stage (\w+): exit code (\d+)", log)
     assert codes and all(code == "0" for _, code in codes), codes
-    if script == "gpu_issue5.sh":
+    if script == "gpu_mdm_table1_fig2.sh":
         # Figure 2 measured the half-way model against the final one (the paper's proxy)
         fig2 = json.loads((tmp_path / "fig2_per_mask_error.json").read_text())
         assert fig2["references"]["proxy"] and fig2["proxy_step"] > fig2["checkpoint_step"]

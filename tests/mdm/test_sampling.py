@@ -45,6 +45,8 @@ CASES = [
     ("top-prob", "gumbel", "deterministic", 7),
     ("margin", "gumbel", "deterministic", 7),
     ("margin", "gaussian", "deterministic", 7),
+    # random: vanilla's order with K fixed, so one token per step at steps = L.
+    ("random", None, "deterministic", 7),
 ]
 
 

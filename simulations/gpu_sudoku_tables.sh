@@ -7,7 +7,7 @@
 #   2. simulations/sudoku_order_figure.py  the order figure from the MDM of stage 1    (<= 55 s)
 #
 # Each stage is hard-stopped with `timeout`; a failed stage does not stop the next one.
-# Training stops with a checkpoint at the budget, and the run folder (runs/gpu_issue6/)
+# Training stops with a checkpoint at the budget, and the run folder (runs/gpu_sudoku_tables/)
 # resumes on a second call; unfinished models are left out of the tables, which say so.
 #
 # Outputs in $OUT (7 files): sudoku_tables.md, sudoku_tables.json, sudoku_tables.csv,
@@ -16,21 +16,21 @@
 # figures/ with the same names.
 #
 # Usage (from the repository root):
-#   bash simulations/gpu_issue6.sh            # the GPU run; OUT must be set
-#   bash simulations/gpu_issue6.sh --smoke    # the same pipeline on CPU: 4x4, tiny, few steps
+#   bash simulations/gpu_sudoku_tables.sh            # the GPU run; OUT must be set
+#   bash simulations/gpu_sudoku_tables.sh --smoke    # the same pipeline on CPU: 4x4, tiny, few steps
 set -u -o pipefail
 
 source "$(dirname "$0")/gpu_session.sh"
-gpu_session_start gpu_issue6 "$@"
+gpu_session_start gpu_sudoku_tables "$@"
 
 if [[ $SMOKE -eq 1 ]]; then
-    WORK=runs/gpu_issue6_smoke
+    WORK=runs/gpu_sudoku_tables_smoke
     rm -rf "$WORK"
     TABLE_ARGS=(--quick --steps 40 --n-train 2000 --n-test 200 --bp-limit 50 --jobs 2)
     FIG_ARGS=(--quick --n-test 200)
     T_TABLE=240 T_FIG=60
 else
-    WORK=runs/gpu_issue6
+    WORK=runs/gpu_sudoku_tables
     TABLE_ARGS=(--device cuda --max-minutes 7.8)
     FIG_ARGS=(--device cuda)
     T_TABLE=520 T_FIG=55

@@ -10,29 +10,29 @@
 #                                           it got (the legend says so)            (<= 540 s)
 #
 # With figures/mdm_log_nae_20_280.json in the tree (the learning curve of the (20, 280)
-# MDM that gpu_issue5.sh brings back in results.tar.gz; commit it first), the MDM's
+# MDM that gpu_mdm_table1_fig2.sh brings back in results.tar.gz; commit it first), the MDM's
 # held-out loss is drawn against compute next to the pi-learners.
 #
 # Outputs in $OUT: pilearner_likelihood_nae_20_280.png and .json, logs.txt and
 # results.tar.gz (the runs' checkpoints are not brought back). Commit the first two under
-# figures/ with the same names. Runs checkpoint under runs/gpu_issue5_pilearners/ and a
+# figures/ with the same names. Runs checkpoint under runs/gpu_mdm_pilearners/ and a
 # second call continues them.
 #
 # Usage (from the repository root):
-#   OUT=<dir> bash simulations/gpu_issue5_pilearners.sh          # the GPU run
-#   bash simulations/gpu_issue5_pilearners.sh --smoke             # CPU, tiny, seconds
+#   OUT=<dir> bash simulations/gpu_mdm_pilearners.sh          # the GPU run
+#   bash simulations/gpu_mdm_pilearners.sh --smoke             # CPU, tiny, seconds
 set -u -o pipefail
 
 source "$(dirname "$0")/gpu_session.sh"
-gpu_session_start gpu_issue5_pilearners "$@"
+gpu_session_start gpu_mdm_pilearners "$@"
 
 if [[ $SMOKE -eq 1 ]]; then
-    WORK=runs/gpu_issue5_pilearners_smoke
+    WORK=runs/gpu_mdm_pilearners_smoke
     rm -rf "$WORK"
     ARGS=(--quick --steps 200 --max-minutes 0.3)
     T_PIL=120
 else
-    WORK=runs/gpu_issue5_pilearners
+    WORK=runs/gpu_mdm_pilearners
     ARGS=(--device cuda --amp --dist nae-20-280
           --orders natural closer-sqrt closer-tenth uniform --sizes small medium large
           --steps 3000 --batch-size 256 --max-minutes 7.5)
