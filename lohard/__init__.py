@@ -11,12 +11,9 @@ sudoku      Sudoku as a planted CSP: generator, strategy rater, encodings, BP de
 mdm         masked diffusion models and pi-learners (needs the ``torch`` extra)
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from lohard._util import package_version
 
-try:
-    __version__ = version("lohard")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = package_version()
 
 from lohard.bp import BPResult, overlap, run_bp
 from lohard.csp import Instance, null_instance, planted_instance

@@ -78,9 +78,17 @@ def integer_array(values: Any, name: str) -> np.ndarray:
 
 
 def package_version() -> str:
-    from lohard import __version__
+    """The installed lohard version (``0+unknown`` from a source tree never installed).
 
-    return __version__
+    Read from the package metadata here, not from ``lohard.__version__``, so that the
+    helpers every layer uses do not import the package root.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lohard")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def provenance(config: dict[str, Any] | None = None, seed: Any = None) -> dict[str, Any]:

@@ -81,14 +81,10 @@ def main(argv=None) -> int:
     import torch
 
     from lohard._util import atomic_write, atomic_write_json, provenance
-    from lohard.mdm._sudoku import (
-        CKPT_NAME,
-        bp_oracle_decode,
-        load_sudoku_model,
-        mdm_decode,
-        order_agreement,
-        solver_steps,
-    )
+    from lohard.mdm._sudoku_decode import bp_oracle_decode, mdm_decode
+    from lohard.mdm._sudoku_eval import order_agreement, solver_steps
+    from lohard.mdm._sudoku_train import load_sudoku_model
+    from lohard.mdm._train import CKPT_NAME
     from lohard.sudoku import load_puzzles
 
     torch.set_num_threads(1)

@@ -187,7 +187,7 @@ def make_data(cfg: Config, work: Path) -> dict:
 
 
 def _eval_key(cfg: Config, sm, test_name: str, test) -> str:
-    from lohard.mdm._sudoku import puzzles_hash
+    from lohard.mdm._sudoku_data import puzzles_hash
 
     blob = json.dumps([sm.summary()["config"], sm.step, test_name, puzzles_hash(test),
                        cfg.noise_scale, cfg.temperature, cfg.seed, cfg.bp_limit])
@@ -197,7 +197,7 @@ def _eval_key(cfg: Config, sm, test_name: str, test) -> str:
 def evaluate(cfg: Config, sm, sets: dict, work: Path) -> dict:
     """Results of one model on every test set (cached by checkpoint and settings)."""
     from lohard._util import atomic_write, atomic_write_json
-    from lohard.mdm._sudoku import evaluate_sudoku
+    from lohard.mdm._sudoku_eval import evaluate_sudoku
 
     out = {}
     for test_name in ("easy", "hard"):
@@ -236,7 +236,8 @@ def evaluate(cfg: Config, sm, sets: dict, work: Path) -> dict:
 
 def train_one(cfg: Config, kind: str, order: str, sets: dict, work: Path, deadline: float):
     """Train (or resume, or load) one model; returns the SudokuModel and whether it finished."""
-    from lohard.mdm._sudoku import SudokuTrainConfig, train_sudoku
+    from lohard.mdm._sudoku_config import SudokuTrainConfig
+    from lohard.mdm._sudoku_train import train_sudoku
 
     tcfg = SudokuTrainConfig(kind=kind, arm_order=order, box=cfg.box,
                              model=cfg.mdm_model if kind == "mdm" else cfg.arm_model,

@@ -41,16 +41,10 @@ from lohard.mdm._sampling import (
     sample,
     select_top_k,
 )
-from lohard.mdm._sudoku import (
-    SudokuTrainConfig,
-    arm_decode,
-    bp_oracle_decode,
-    evaluate_sudoku,
-    load_sudoku_model,
-    mdm_decode,
-    order_agreement,
-    train_sudoku,
-)
+from lohard.mdm._sudoku_config import SudokuTrainConfig
+from lohard.mdm._sudoku_decode import arm_decode, bp_oracle_decode, mdm_decode
+from lohard.mdm._sudoku_eval import evaluate_sudoku, order_agreement
+from lohard.mdm._sudoku_train import load_sudoku_model, train_sudoku
 from lohard.mdm._train import (
     CKPT_FORMAT,
     CKPT_NAME,

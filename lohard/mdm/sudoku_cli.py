@@ -113,7 +113,8 @@ def _puzzles(path, n, difficulty, box, seed, out_path, jobs, quiet):
 
 
 def _cmd_train(args) -> int:
-    from lohard.mdm._sudoku import SudokuTrainConfig, train_sudoku
+    from lohard.mdm._sudoku_config import SudokuTrainConfig
+    from lohard.mdm._sudoku_train import train_sudoku
 
     kind = "mdm" if args.model == "mdm" else "arm"
     order = "solver" if args.model != "arm-row-major" else "row-major"
@@ -151,7 +152,8 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from lohard.mdm._sudoku import evaluate_sudoku, load_sudoku_model
+    from lohard.mdm._sudoku_eval import evaluate_sudoku
+    from lohard.mdm._sudoku_train import load_sudoku_model
 
     sm = load_sudoku_model(args.checkpoint, device=args.device)
     box = sm.config.box

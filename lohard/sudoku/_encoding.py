@@ -26,7 +26,13 @@ from __future__ import annotations
 import numpy as np
 
 from lohard.sudoku._grid import box_from_cells, check_box, topology
-from lohard.sudoku._solver import _SYMBOLS, as_puzzles, count_solutions
+from lohard.sudoku._solver import (
+    _SYMBOLS,
+    MultipleSolutionsError,
+    NoSolutionError,
+    as_puzzles,
+    count_solutions,
+)
 
 
 class PuzzleFormatError(ValueError):
@@ -35,18 +41,6 @@ class PuzzleFormatError(ValueError):
 
 class ContradictoryCluesError(ValueError):
     """Two clues put the same digit twice in a row, column or box."""
-
-
-class NoSolutionError(ValueError):
-    """The clues are consistent cell by cell but admit no full grid."""
-
-
-class MultipleSolutionsError(ValueError):
-    """The puzzle has more than one solution (``count`` is a lower bound, usually 2)."""
-
-    def __init__(self, message: str, count: int = 2):
-        super().__init__(message)
-        self.count = int(count)
 
 
 # -- puzzle strings ---------------------------------------------------------------------

@@ -11,6 +11,18 @@ import numpy as np
 from lohard.sudoku import _kernels as K
 from lohard.sudoku._grid import box_from_cells, check_box, topology
 
+
+class NoSolutionError(ValueError):
+    """The clues are consistent cell by cell but admit no full grid."""
+
+
+class MultipleSolutionsError(ValueError):
+    """The puzzle has more than one solution (``count`` is a lower bound, usually 2)."""
+
+    def __init__(self, message: str, count: int = 2):
+        super().__init__(message)
+        self.count = int(count)
+
 #: Strategy names by code, in the order the rater tries them (simplest first).
 STRATEGIES = ("clue", "naked single", "hidden single", "naked pair", "naked triple",
               "locked candidate", "xy-wing", "unique rectangle", "guess")
@@ -119,8 +131,6 @@ def count_solutions(puzzles, *, limit: int = 2, box: int | None = None,
 
 def solve(puzzle, *, box: int | None = None) -> np.ndarray:
     """The solution of a puzzle with exactly one solution (ValueError otherwise)."""
-    from lohard.sudoku._encoding import MultipleSolutionsError, NoSolutionError
-
     arr, b, single = as_puzzles(puzzle, box)
     if not single:
         raise ValueError("solve takes one puzzle; use count_solutions for a batch")

@@ -10,25 +10,33 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import lohard.sudoku as S  # noqa: E402
-from lohard.mdm._sudoku import (  # noqa: E402
+from lohard.mdm._sudoku_config import (  # noqa: E402
     SudokuTrainConfig,
+    build_sudoku_model,
+)
+from lohard.mdm._sudoku_data import (  # noqa: E402
+    arm_sudoku_loss,
+    mdm_sudoku_loss,
+    relabel_digits,
+    training_batch,
+)
+from lohard.mdm._sudoku_decode import (  # noqa: E402
     arm_decode,
     arm_prompts,
-    arm_sudoku_loss,
     bp_oracle_decode,
-    build_sudoku_model,
-    evaluate_sudoku,
-    load_sudoku_model,
     mdm_decode,
-    mdm_sudoku_loss,
+)
+from lohard.mdm._sudoku_eval import (  # noqa: E402
+    evaluate_sudoku,
     order_agreement,
     proportion_ci,
-    relabel_digits,
     solver_steps,
     spearman,
-    train_sudoku,
-    training_batch,
     two_proportion_z,
+)
+from lohard.mdm._sudoku_train import (  # noqa: E402
+    load_sudoku_model,
+    train_sudoku,
 )
 
 torch.set_num_threads(1)

@@ -1,0 +1,524 @@
+r"""Sudoku decoders: MDM orders (vanilla, top-prob, margin), the greedy ARM, and BP order.
+
+Decoding one cell per step
+--------------------------
+Every decoder unmasks ``cells_per_step`` cells per forward pass (default one, so a
+puzzle with b blanks takes b steps and the order of unmasking is a full ranking of the
+blanks):
+
+* ``"vanilla"``: the cells are chosen uniformly at random among the masked ones (the
+  vanilla reverse process in the limit of many steps, where no two cells unmask at the
+  same time);
+* ``"top-prob"``: the highest :math:`\max_j p_\theta(x^i = j \mid x_t)`;
+* ``"margin"``: the highest :math:`p(j_1) - p(j_2)` (top two values);
+
+plus ``noise_scale`` times Gumbel noise on the adaptive scores (App. D.2: 0.5). The value
+of a chosen cell is drawn from :math:`p_\theta(\cdot \mid x_t)` restricted to the digits
+1..n at ``temperature`` (0: argmax). ``bp`` decoders take the order from belief
+propagation (:func:`lohard.sudoku.bp_decode`) and the values from BP or the MDM.
+
+Accuracy is the share of puzzles whose decoded grid is a full valid Sudoku keeping every
+clue (:func:`lohard.sudoku.valid_solutions`). Order agreement is the Spearman rank
+correlation, over a puzzle's blank cells, between the step at which a decoder unmasked
+a cell and the step at which the strategy solver filled it.
+
+References
+----------
+Kim et al. (ICML 2025), Sec. 4.1, Tables 2 and 5, App. D.2.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lohard.mdm._model import MaskedDiffusionTransformer
+from lohard.mdm._pilearner import PiLearner
+from lohard.mdm._sampling import DEFAULT_NOISE_SCALE, _gumbel, _model_device, select_top_k
+from lohard.mdm._sudoku_data import _arm_step_inputs, mdm_sudoku_inputs
+from lohard.sudoku import (
+    PuzzleSet,
+    bp_decode,
+    decode_arm_tokens,
+    valid_solutions,
+)
+from lohard.sudoku._grid import check_box
+
+MDM_DECODERS = ("vanilla", "top-prob", "margin")
+#: BP-ordered decoders: BP order with BP's values, BP order with the MDM's values.
+BP_DECODERS = ("bp", "bp-mdm")
+#: ARM shapes: name -> (d_model, n_layers, n_heads). ``arm-6m`` matches the MDM's mdm-6m
+# -- decoding ------------------------------------------------------------------------------
+@dataclass
+class SudokuDecode:
+    """Decoded grids and the order in which their cells were filled.
+
+    Attributes
+    ----------
+    method : str
+    grids : int64 array, shape (M, N)
+        Decoded grids (0 where a malformed ARM sequence left a cell blank).
+    steps : int64 array, shape (M, N)
+        Step (0-based forward pass) at which each blank cell was filled; -1 for clues
+        and for cells left blank.
+    solved : bool array, shape (M,)
+        :func:`lohard.sudoku.valid_solutions`: full valid grid keeping every clue.
+    well_formed : bool array, shape (M,)
+        ARM only: every triple well formed and every cell named once (True otherwise).
+    seconds : float
+    options : dict
+    """
+
+    method: str
+    grids: np.ndarray
+    steps: np.ndarray
+    solved: np.ndarray
+    well_formed: np.ndarray
+    seconds: float = 0.0
+    options: dict = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.solved.mean()) if self.solved.size else float("nan")
+
+
+def _as_puzzle_array(puzzles, box: int) -> np.ndarray:
+    p = np.asarray(puzzles.puzzles if isinstance(puzzles, PuzzleSet) else puzzles)
+    p = p.astype(np.int64)
+    if p.ndim == 1:
+        p = p[None]
+    N = box**4
+    if p.ndim != 2 or p.shape[1] != N:
+        raise ValueError(f"puzzles must have shape (M, N) = (M, {N}) for box b = {box}, got "
+                         f"{p.shape}")
+    if p.min(initial=0) < 0 or p.max(initial=0) > box**2:
+        raise ValueError(f"puzzle digits must lie in 0..n = 0..{box**2}")
+    return p
+
+
+def _digit_logp(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log p over the digits 1..n (column v-1 for digit v), value 0 excluded."""
+    x = logits[..., 1:].float()
+    if bool(torch.isnan(x).any()):
+        raise FloatingPointError("the model gave NaN logits (non-finite weights or inputs)")
+    return torch.log_softmax(x / (temperature if temperature > 0 else 1.0), dim=-1)
+
+
+def _check_decode_opts(method, cells_per_step, noise_scale, temperature, batch_size):
+    if method not in MDM_DECODERS:
+        raise ValueError(f"unknown MDM decoder {method!r}; choose one of "
+                         f"{', '.join(MDM_DECODERS)}")
+    if int(cells_per_step) != cells_per_step or cells_per_step < 1:
+        raise ValueError(f"cells_per_step must be an integer >= 1, got {cells_per_step}")
+    if not (noise_scale >= 0 and math.isfinite(noise_scale)):
+        raise ValueError(f"noise_scale must be finite and >= 0, got {noise_scale}")
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be finite and >= 0 (0: argmax), got {temperature}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
+
+
+@torch.no_grad()
+def mdm_decode(model: MaskedDiffusionTransformer, puzzles, *, method: str = "margin",
+               cells_per_step: int = 1, noise_scale: float = DEFAULT_NOISE_SCALE,
+               temperature: float = 1.0, batch_size: int = 1024, seed: int = 0,
+               amp: bool = True) -> SudokuDecode:
+    """Fill the blanks of Sudoku puzzles with an MDM, in a vanilla or adaptive order.
+
+    Parameters
+    ----------
+    model : MaskedDiffusionTransformer
+        Trained on the Sudoku layout (vocabulary n + 1).
+    puzzles : int array, shape (M, N), or PuzzleSet
+    method : {"vanilla", "top-prob", "margin"}
+        How the cells to unmask are chosen (module docstring).
+    cells_per_step : int
+        Cells unmasked per forward pass (the last step takes what is left).
+    noise_scale : float
+        Coefficient of the Gumbel noise on the adaptive scores (App. D.2: 0.5; 0: none).
+    temperature : float
+        Of the value draws over the digits (0: argmax).
+    batch_size : int
+    seed : int
+        Seeds the torch generator (on the model's device); the output is a function of
+        the seed, the batch size and the device.
+    amp : bool
+        bf16 autocast on CUDA.
+
+    Returns
+    -------
+    SudokuDecode
+        Clue cells are never written: only masked solution tokens are ever replaced.
+    """
+    _check_decode_opts(method, cells_per_step, noise_scale, temperature, batch_size)
+    n = model.vocab_size - 1
+    box = int(round(math.sqrt(n)))
+    p_all = _as_puzzle_array(puzzles, box)
+    M, N = p_all.shape
+    device = _model_device(model)
+    use_amp = amp and device.type == "cuda"
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    grids = np.zeros((M, N), np.int64)
+    steps = np.full((M, N), -1, np.int64)
+    t0 = time.perf_counter()
+    was = model.training
+    model.eval()
+    try:
+        for lo in range(0, M, batch_size):
+            p = torch.from_numpy(p_all[lo:lo + batch_size]).to(device)
+            g, st = _mdm_decode_batch(model, p, method, int(cells_per_step), float(noise_scale),
+                                      float(temperature), gen, use_amp)
+            grids[lo:lo + batch_size] = g.cpu().numpy()
+            steps[lo:lo + batch_size] = st.cpu().numpy()
+    finally:
+        model.train(was)
+    solved = valid_solutions(grids, p_all, box=box)
+    return SudokuDecode(method, grids, steps, solved, np.ones(M, bool),
+                        time.perf_counter() - t0,
+                        {"cells_per_step": int(cells_per_step), "noise": "gumbel",
+                         "noise_scale": float(noise_scale) if method != "vanilla" else 0.0,
+                         "temperature": float(temperature), "seed": int(seed),
+                         "batch_size": int(batch_size)})
+
+
+def _mdm_decode_batch(model, p, method, cells_per_step, noise_scale, temperature, gen,
+                      use_amp):
+    device = p.device
+    grid = p.clone()
+    steps = torch.full_like(p, -1)
+    amp_ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+    N = p.shape[1]
+    j = 0
+    while True:
+        masked = grid == 0
+        count = masked.sum(dim=1)
+        if not bool(count.any()):
+            break
+        with amp_ctx:
+            logits = model(mdm_sudoku_inputs(p, grid, model.mask_id))[:, N:]
+        logp = _digit_logp(logits, temperature)
+        if temperature > 0:
+            values = (logp + _gumbel(logp.shape, gen, device)).argmax(dim=-1) + 1
+        else:
+            values = logp.argmax(dim=-1) + 1
+        if method == "vanilla":
+            score = torch.rand(grid.shape, generator=gen, device=device)
+        else:
+            # The oracle scores the model's own distribution (temperature 1).
+            probs = _digit_logp(logits, 1.0).exp()
+            top2 = probs.topk(2, dim=-1).values
+            score = top2[..., 0] if method == "top-prob" else top2[..., 0] - top2[..., 1]
+            if noise_scale > 0:
+                score = score + noise_scale * _gumbel(score.shape, gen, device)
+        k = count.clamp(max=cells_per_step)
+        chosen = select_top_k(score, masked, k)
+        grid = torch.where(chosen, values, grid)
+        steps = torch.where(chosen, j, steps)
+        j += 1
+    return grid, steps
+
+
+def arm_prompts(puzzles, *, box: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The clue triples of :func:`lohard.sudoku.arm_tokens` (row-major), zero-padded.
+
+    Returns ``(tokens int64 (M, 3N), prompt_length int64 (M,))``.
+    """
+    p = _as_puzzle_array(puzzles, box)
+    n = box**2
+    M, N = p.shape
+    tokens = np.zeros((M, 3 * N), np.int64)
+    prompt = 3 * (p != 0).sum(axis=1)
+    for i in range(M):
+        cells = np.flatnonzero(p[i])
+        r, c = np.divmod(cells, n)
+        tokens[i, 0:3 * cells.size:3] = n + 1 + r
+        tokens[i, 1:3 * cells.size:3] = 2 * n + 1 + c
+        tokens[i, 2:3 * cells.size:3] = p[i, cells]
+    return tokens, prompt
+
+
+@torch.no_grad()
+def arm_decode(model: PiLearner, puzzles, *, box: int | None = None, batch_size: int = 1024,
+               amp: bool = True) -> SudokuDecode:
+    """Generate the blank triples of Sudoku puzzles greedily with a triple ARM.
+
+    Each generated slot is restricted to its token type (row, column or value by its
+    position in the triple) and takes the argmax. No other constraint is imposed: a
+    triple may name a filled cell (the sequence is then malformed and the grid unsolved;
+    the clue is kept).
+
+    Parameters
+    ----------
+    model : PiLearner
+        Trained by :func:`train_sudoku` with ``kind="arm"``.
+    puzzles : int array, shape (M, N), or PuzzleSet
+    box : int, optional
+        Inferred from the model's length 3N.
+    batch_size : int
+    amp : bool
+
+    Returns
+    -------
+    SudokuDecode
+    """
+    length = model.cfg.length
+    b = int(round((length // 3) ** 0.25)) if box is None else check_box(box)
+    if 3 * b**4 != length or model.cfg.vocab_size != 3 * b**2 + 1:
+        raise ValueError(f"the ARM's length {length} and vocabulary {model.cfg.vocab_size} do "
+                         f"not fit box b = {b} (need 3N = {3 * b**4}, 3n + 1 = {3 * b * b + 1})")
+    n = b * b
+    p_all = _as_puzzle_array(puzzles, b)
+    M, N = p_all.shape
+    device = _model_device(model)
+    use_amp = amp and device.type == "cuda"
+    tokens_all, prompt_all = arm_prompts(p_all, box=b)
+    # Allowed ids per slot type: 0 row, 1 column, 2 value.
+    allowed = torch.zeros(3, 3 * n + 1, dtype=torch.bool, device=device)
+    allowed[0, n + 1:2 * n + 1] = True
+    allowed[1, 2 * n + 1:3 * n + 1] = True
+    allowed[2, 1:n + 1] = True
+    t0 = time.perf_counter()
+    was = model.training
+    model.eval()
+    out_tokens = np.zeros_like(tokens_all)
+    try:
+        for lo in range(0, M, batch_size):
+            x = torch.from_numpy(tokens_all[lo:lo + batch_size]).to(device)
+            pr = torch.from_numpy(prompt_all[lo:lo + batch_size]).to(device)
+            inp_all, in_pos_all, tgt_all = _arm_step_inputs(x, model.cfg.bos_id)
+            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+            nan_seen = torch.zeros((), dtype=torch.bool, device=device)
+            for t in range(int(pr.min()), length):
+                # Step t reads tokens 0..t-1 (and BOS) and predicts token t.
+                inp = torch.cat([inp_all[:, :1], x[:, :t]], dim=1)
+                with ctx:
+                    logits = model.forward_steps(inp, in_pos_all[:, :t + 1],
+                                                 tgt_all[:, :t + 1])[:, t].float()
+                nan_seen |= torch.isnan(logits).any()  # checked once per batch, no sync
+                logits = logits.masked_fill(~allowed[t % 3], -math.inf)
+                pred = logits.argmax(dim=-1)
+                x[:, t] = torch.where(t >= pr, pred, x[:, t])
+            if bool(nan_seen):
+                raise FloatingPointError("the ARM gave NaN logits (non-finite weights or inputs)")
+            out_tokens[lo:lo + batch_size] = x.cpu().numpy()
+    finally:
+        model.train(was)
+    grids, ok = decode_arm_tokens(out_tokens, box=b)
+    # A clue named again by a generated triple keeps the clue (decode_arm_tokens keeps the
+    # first occurrence); the guard below makes that explicit.
+    grids = np.where(p_all > 0, p_all, grids)
+    steps = np.full((M, N), -1, np.int64)
+    for i in range(M):
+        tri = out_tokens[i, prompt_all[i]:].reshape(-1, 3)
+        r, c = tri[:, 0] - (n + 1), tri[:, 1] - (2 * n + 1)
+        for j, (rr, cc) in enumerate(zip(r, c, strict=True)):
+            if 0 <= rr < n and 0 <= cc < n:
+                cell = rr * n + cc
+                if p_all[i, cell] == 0 and steps[i, cell] < 0:
+                    steps[i, cell] = j
+    solved = valid_solutions(grids, p_all, box=b) & ok
+    return SudokuDecode("arm", grids, steps, solved, ok, time.perf_counter() - t0,
+                        {"greedy": True, "slot_types": True, "batch_size": int(batch_size),
+                         "tokens": out_tokens})
+
+
+class _LockstepValues:
+    """MDM values for many concurrent :func:`lohard.sudoku.bp_decode` runs, one batched
+    forward pass per round: each run (a thread) posts its grid and cell and waits; the
+    last to post runs the model for everybody."""
+
+    def __init__(self, model, puzzles: np.ndarray, temperature: float, seed: int,
+                 use_amp: bool, offset: int) -> None:
+        self.model = model
+        self.puzzles = puzzles
+        self.temperature = temperature
+        self.use_amp = use_amp
+        self.rngs = [np.random.default_rng(np.random.SeedSequence([int(seed), offset + i]))
+                     for i in range(puzzles.shape[0])]
+        self.cv = threading.Condition()
+        self.active = puzzles.shape[0]
+        self.pending: dict[int, tuple[np.ndarray, int]] = {}
+        self.results: dict[int, np.ndarray] = {}
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        ids = sorted(self.pending)
+        device = _model_device(self.model)
+        p = torch.from_numpy(self.puzzles[ids]).to(device)
+        g = torch.from_numpy(np.stack([self.pending[i][0] for i in ids])).to(device)
+        cells = torch.tensor([self.pending[i][1] for i in ids], device=device)
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else nullcontext()
+        with torch.no_grad(), ctx:
+            logits = self.model(mdm_sudoku_inputs(p, g, self.model.mask_id))
+        N = p.shape[1]
+        rows = logits[torch.arange(len(ids), device=device), N + cells]
+        logp = _digit_logp(rows, self.temperature).cpu().double().numpy()
+        for i, lp in zip(ids, logp, strict=True):
+            self.results[i] = lp
+        self.pending.clear()
+
+    def value_fn(self, i: int):
+        def fn(grid: np.ndarray, cell: int, marginals: np.ndarray) -> int:
+            with self.cv:
+                self.pending[i] = (grid.astype(np.int64), int(cell))
+                while i not in self.results:
+                    if self.error is not None:
+                        raise RuntimeError("another BP-MDM decoding thread failed") \
+                            from self.error
+                    if len(self.pending) == self.active:
+                        try:
+                            self._run()
+                        except BaseException as err:
+                            self.error = err
+                            self.cv.notify_all()
+                            raise
+                        self.cv.notify_all()
+                    else:
+                        self.cv.wait()
+                lp = self.results.pop(i)
+            if self.temperature > 0:
+                pr = np.exp(lp - lp.max())
+                return int(self.rngs[i].choice(lp.size, p=pr / pr.sum())) + 1
+            return int(np.argmax(lp)) + 1
+        return fn
+
+    def finished(self) -> None:
+        with self.cv:
+            self.active -= 1
+            if self.active and len(self.pending) == self.active:
+                try:
+                    self._run()
+                except BaseException as err:
+                    self.error = err
+                    raise
+                finally:
+                    self.cv.notify_all()
+
+
+def _bp_one(p: np.ndarray, score: str, box: int):
+    r = bp_decode(p, score=score, box=box)
+    return r.grid, r.order
+
+
+def bp_oracle_decode(puzzles, *, model: MaskedDiffusionTransformer | None = None,
+                     box: int | None = None, score: str = "margin", temperature: float = 1.0,
+                     seed: int = 0, batch_size: int = 256, jobs: int = 1,
+                     amp: bool = True, progress: bool = False) -> SudokuDecode:
+    """Decode in the order belief propagation is most confident about (an ordering oracle).
+
+    Each step runs BP on the current grid (:func:`lohard.sudoku.bp_decode`), unmasks the
+    blank with the best BP ``score`` and writes BP's most probable digit (``model`` None:
+    method ``"bp"``) or a digit drawn from the MDM's prediction at that cell given the
+    current grid (method ``"bp-mdm"``, through ``bp_decode``'s ``value_fn``).
+
+    Parameters
+    ----------
+    puzzles : int array, shape (M, N), or PuzzleSet
+    model : MaskedDiffusionTransformer, optional
+    box : int, optional
+        Required without a model (inferred from the model otherwise, else from N).
+    score : {"margin", "max"}
+        BP's oracle score.
+    temperature : float
+        Of the MDM's value draws (0: argmax); puzzle i draws from its own stream
+        ``SeedSequence([seed, i])``, so results do not depend on thread timing.
+    seed : int
+    batch_size : int
+        Puzzles decoded concurrently (threads) with a model: one forward pass per round.
+    jobs : int
+        Processes for pure BP decoding (joblib; 1: serial).
+    amp : bool
+    progress : bool
+
+    Returns
+    -------
+    SudokuDecode
+    """
+    if model is not None:
+        b = int(round(math.sqrt(model.vocab_size - 1)))
+    elif box is not None:
+        b = check_box(box)
+    else:
+        N = np.asarray(puzzles.puzzles if isinstance(puzzles, PuzzleSet) else puzzles).shape[-1]
+        b = int(round(N ** 0.25))
+    p_all = _as_puzzle_array(puzzles, b)
+    M, N = p_all.shape
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be finite and >= 0 (0: argmax), got {temperature}")
+    grids = np.zeros((M, N), np.int64)
+    steps = np.full((M, N), -1, np.int64)
+    t0 = time.perf_counter()
+    bar = tqdm(total=M, disable=not progress, desc="bp" if model is None else "bp-mdm",
+               unit="puzzle", dynamic_ncols=True)
+
+    def store(i, grid, order):
+        grids[i] = grid
+        steps[i, order] = np.arange(order.size)
+
+    try:
+        if model is None:
+            if jobs == 1:
+                for i in range(M):
+                    store(i, *_bp_one(p_all[i], score, b))
+                    bar.update(1)
+            else:
+                from joblib import Parallel, delayed
+
+                chunk = max(1, batch_size)
+                for lo in range(0, M, chunk):
+                    res = Parallel(n_jobs=jobs)(delayed(_bp_one)(p_all[i], score, b)
+                                                for i in range(lo, min(M, lo + chunk)))
+                    for k, (g, o) in enumerate(res):
+                        store(lo + k, g, o)
+                    bar.update(len(res))
+        else:
+            device = _model_device(model)
+            was = model.training
+            model.eval()
+            try:
+                for lo in range(0, M, batch_size):
+                    hi = min(M, lo + batch_size)
+                    lock = _LockstepValues(model, p_all[lo:hi], float(temperature), seed,
+                                           amp and device.type == "cuda", lo)
+                    results: dict[int, Any] = {}
+
+                    def work(k, lock=lock, results=results, lo=lo):
+                        try:
+                            results[k] = bp_decode(p_all[lo + k], score=score,
+                                                   value_fn=lock.value_fn(k), box=b)
+                        except BaseException as err:  # reported by the main thread
+                            results[k] = err
+                        finally:
+                            lock.finished()
+
+                    threads = [threading.Thread(target=work, args=(k,), daemon=True)
+                               for k in range(hi - lo)]
+                    for th in threads:
+                        th.start()
+                    for th in threads:
+                        th.join()
+                    for k in range(hi - lo):
+                        r = results[k]
+                        if isinstance(r, BaseException):
+                            raise RuntimeError(f"BP-MDM decoding of puzzle {lo + k} failed") \
+                                from r
+                        store(lo + k, r.grid, r.order)
+                    bar.update(hi - lo)
+            finally:
+                model.train(was)
+    finally:
+        bar.close()
+    solved = valid_solutions(grids, p_all, box=b)
+    return SudokuDecode("bp" if model is None else "bp-mdm", grids, steps, solved,
+                        np.ones(M, bool), time.perf_counter() - t0,
+                        {"score": score, "temperature": float(temperature) if model else 0.0,
+                         "seed": int(seed)})

@@ -1,0 +1,308 @@
+"""Sudoku training: the resumable training loop, checkpoints and the loaded model."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from lohard._util import atomic_write_json, provenance, to_jsonable
+from lohard.mdm._sudoku_config import (
+    _MASK,
+    SudokuTrainConfig,
+    _model_shape,
+    _n_params,
+    _seed_of,
+    build_sudoku_model,
+)
+from lohard.mdm._sudoku_data import arm_sudoku_loss, mdm_sudoku_loss, puzzles_hash, training_batch
+from lohard.mdm._train import (
+    CKPT_NAME,
+    RunningLoss,
+    check_finite_parameters,
+    check_stop_after,
+    load_finite_weights,
+    open_log,
+    optimiser_step,
+    read_state,
+    select_device,
+    write_state,
+)
+from lohard.sudoku import (
+    PuzzleSet,
+)
+
+CKPT_FORMAT = "lohard.mdm.sudoku-checkpoint"
+CKPT_VERSION = 1
+
+# -- checkpoints ---------------------------------------------------------------------------
+@dataclass
+class SudokuModel:
+    """A trained (or loaded) Sudoku model.
+
+    Attributes
+    ----------
+    model : MaskedDiffusionTransformer or PiLearner
+        In eval mode.
+    config : SudokuTrainConfig
+    step : int
+        Optimiser steps taken.
+    history : list of dict
+        Log entries ``{"step", "train_loss", "lr", "seconds"}``.
+    data_hash : str
+        :func:`puzzles_hash` of the training set.
+    train_seconds : float
+        Wall time of the training loop, summed over resumed sessions.
+    gpu_seconds : float
+        The part of ``train_seconds`` spent on a CUDA device.
+    device : str
+        Device(s) trained on.
+    finished : bool
+        ``step == config.steps``.
+    path : Path or None
+    """
+
+    model: torch.nn.Module
+    config: SudokuTrainConfig
+    step: int
+    history: list = field(default_factory=list)
+    data_hash: str = ""
+    train_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+    device: str = "cpu"
+    finished: bool = False
+    path: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def summary(self) -> dict:
+        """JSON-ready description (config, shape, steps, seed, times)."""
+        return {"name": self.name, "config": self.config.to_dict(),
+                "model_shape": _model_shape(self.model), "n_params": _n_params(self.model),
+                "step": self.step, "steps": self.config.steps, "seed": self.config.seed,
+                "finished": self.finished, "train_seconds": self.train_seconds,
+                "gpu_seconds": self.gpu_seconds, "device": self.device,
+                "data_hash": self.data_hash,
+                "final_train_loss": next((h["train_loss"] for h in reversed(self.history)
+                                          if "train_loss" in h), None)}
+
+
+def _save(path: Path, *, model, opt, sched, step, cfg, data_hash, history, seconds,
+          gpu_seconds, device, running=None) -> Path:
+    state = {
+        "format": CKPT_FORMAT, "format_version": CKPT_VERSION,
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(), "step": int(step), "config": cfg.to_dict(),
+        "model_shape": _model_shape(model), "seed": cfg.seed, "data_hash": data_hash,
+        "history": to_jsonable(history), "running_loss": running or {},
+        "train_seconds": float(seconds),
+        "gpu_seconds": float(gpu_seconds), "device": device,
+        "provenance": provenance(cfg.to_dict(), cfg.seed),
+    }
+    return write_state(path, state)
+
+
+def _read(path: str | os.PathLike) -> dict:
+    return read_state(path, fmt=CKPT_FORMAT, version=CKPT_VERSION, what="Sudoku")
+
+
+def load_sudoku_model(path: str | os.PathLike, *,
+                      device: str | torch.device = "cpu") -> SudokuModel:
+    """Load a checkpoint written by :func:`train_sudoku` (file or run folder)."""
+    state = _read(path)
+    cfg = SudokuTrainConfig(**state["config"])
+    model = build_sudoku_model(cfg)
+    load_finite_weights(model, state["model"], path)
+    model.to(select_device(device)).eval()
+    return SudokuModel(model=model, config=cfg, step=int(state["step"]),
+                       history=list(state.get("history", [])), data_hash=state["data_hash"],
+                       train_seconds=float(state["train_seconds"]),
+                       gpu_seconds=float(state["gpu_seconds"]), device=state["device"],
+                       finished=int(state["step"]) == cfg.steps, path=Path(path))
+
+
+def _lr_factor(step: int, cfg: SudokuTrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to min_lr / lr at the last step."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.min_lr / cfg.lr
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# -- training ------------------------------------------------------------------------------
+def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | os.PathLike, *,
+                 resume: bool = False, stop_after: int | None = None,
+                 max_seconds: float | None = None, progress: bool = True,
+                 log=None) -> SudokuModel:
+    """Train a Sudoku MDM or ARM on a puzzle set (resumable, exact on resume).
+
+    Step s draws its puzzles and digit relabellings from ``SeedSequence([seed, 0, s])``
+    and its masks from a torch generator seeded from ``[seed, 1, s]``, so a resumed run
+    takes exactly the steps an uninterrupted one would (bitwise equal on CPU).
+
+    Parameters
+    ----------
+    config : SudokuTrainConfig
+    puzzles : PuzzleSet
+        Training puzzles with the solver's orders (:func:`lohard.sudoku.load_puzzles` or
+        :func:`lohard.sudoku.generate_puzzles`); its box must be ``config.box``.
+    out_dir : str or path
+        Run folder: ``checkpoint.pt`` (atomic), ``config.json``, ``log.jsonl``.
+    resume : bool
+        Continue ``out_dir/checkpoint.pt``; its config and data hash must match. Without
+        it an existing checkpoint is an error (no silent overwrite).
+    stop_after : int, optional
+        Stop with a checkpoint after this many total steps (schedule of ``config.steps``).
+    max_seconds : float, optional
+        Stop with a checkpoint once this session has trained this long; rerun with
+        ``resume=True`` to continue. The final model does not depend on where it stopped.
+    progress : bool
+        tqdm bar.
+    log : callable, optional
+        Called with each log entry.
+
+    Returns
+    -------
+    SudokuModel
+        ``finished`` is False when stopped early.
+    """
+    cfg = config
+    check_stop_after(stop_after)
+    if puzzles.box != cfg.box:
+        raise ValueError(f"the puzzles have box b = {puzzles.box}, the config asks for "
+                         f"b = {cfg.box}")
+    if len(puzzles) == 0:
+        raise ValueError("the training set holds no puzzle")
+    if int((puzzles.puzzles == 0).sum(axis=1).min()) == 0:
+        raise ValueError("every training puzzle needs at least one blank cell")
+    out = Path(out_dir)
+    ckpt_path = out / CKPT_NAME
+    device = select_device(cfg.device)
+    use_amp = cfg.amp and device.type == "cuda"
+    data_hash = puzzles_hash(puzzles)
+    model = build_sudoku_model(cfg).to(device)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=cfg.lr,
+                            betas=cfg.betas)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
+    history: list[dict[str, Any]] = []
+    start, seconds, gpu_seconds, devices, running_state = 0, 0.0, 0.0, [], {}
+    if ckpt_path.exists() and not resume:
+        raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, or "
+                         f"choose another output folder")
+    if resume and ckpt_path.exists():
+        state = _read(ckpt_path)
+        saved = SudokuTrainConfig(**state["config"]).to_dict()
+        # The device may change between sessions (e.g. CPU then CUDA); nothing else may.
+        diff = {k: (saved[k], v) for k, v in cfg.to_dict().items()
+                if k != "device" and to_jsonable(saved[k]) != to_jsonable(v)}
+        if diff:
+            raise ValueError(f"{ckpt_path} was trained with another config; differing fields "
+                             f"(checkpoint, asked): {diff}")
+        if state["data_hash"] != data_hash:
+            raise ValueError(f"{ckpt_path} was trained on other puzzles (hash "
+                             f"{state['data_hash'][:12]}, given {data_hash[:12]})")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = int(state["step"])
+        history = list(state.get("history", []))
+        seconds, gpu_seconds = float(state["train_seconds"]), float(state["gpu_seconds"])
+        devices = [d for d in str(state["device"]).split(",") if d]
+        running_state = state.get("running_loss") or {}
+    if str(device) not in devices:
+        devices.append(str(device))
+    atomic_write_json(out / "config.json", {
+        **provenance(cfg.to_dict(), cfg.seed), "model_shape": _model_shape(model),
+        "n_params": _n_params(model), "device": str(device), "data_hash": data_hash,
+        "train_puzzles": len(puzzles), "data_meta": puzzles.meta.get("config")})
+    end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
+    gen = torch.Generator(device=device)
+    out.mkdir(parents=True, exist_ok=True)
+    logf = open_log(out / "log.jsonl", history)
+
+    def record(entry: dict) -> None:
+        history.append(entry)
+        logf.write(json.dumps(to_jsonable(entry)) + "\n")
+        logf.flush()
+        if log is not None:
+            log(entry)
+
+    t_session = time.perf_counter()
+
+    def elapsed() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t_session
+
+    def save(step: int) -> None:
+        running.check(step)
+        check_finite_parameters(model, f"step {step}")
+        dt = elapsed()
+        _save(ckpt_path, model=model, opt=opt, sched=sched, step=step, cfg=cfg,
+              data_hash=data_hash, history=history, seconds=seconds + dt,
+              gpu_seconds=gpu_seconds + (dt if device.type == "cuda" else 0.0),
+              device=",".join(devices), running=running.state())
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=f"train {cfg.name}",
+               dynamic_ncols=True)
+    model.train()
+    running = RunningLoss(device, running_state)
+    done = start
+    try:
+        for step in range(start, end):
+            # No device sync here: the deadline may overshoot by the queued steps.
+            if max_seconds is not None and time.perf_counter() - t_session >= max_seconds:
+                break
+            batch = training_batch(puzzles, cfg, step)
+            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+            with ctx:
+                if cfg.kind == "mdm":
+                    gen.manual_seed(_seed_of(cfg.seed, _MASK, step))
+                    p = torch.from_numpy(batch["puzzles"]).to(device, non_blocking=True)
+                    s = torch.from_numpy(batch["solutions"]).to(device, non_blocking=True)
+                    loss = mdm_sudoku_loss(model, p, s, generator=gen)
+                else:
+                    tok = torch.from_numpy(batch["tokens"]).to(device, non_blocking=True)
+                    pr = torch.from_numpy(batch["prompt"]).to(device, non_blocking=True)
+                    loss = arm_sudoku_loss(model, tok, pr)
+            optimiser_step(model, loss, opt, sched, cfg.grad_clip)
+            running.add(loss)
+            done = step + 1
+            if cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps):
+                value = running.read(done)
+                record({"step": done, "train_loss": value, "lr": sched.get_last_lr()[0],
+                        "seconds": seconds + elapsed()})
+                bar.set_postfix(loss=f"{value:.4f}")
+            bar.update(1)
+            if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
+                save(done)
+        if done > start or not ckpt_path.exists():
+            save(done)
+    finally:
+        bar.close()
+        logf.close()
+    dt = elapsed()
+    model.eval()
+    return SudokuModel(model=model, config=cfg, step=done, history=history,
+                       data_hash=data_hash, train_seconds=seconds + dt,
+                       gpu_seconds=gpu_seconds + (dt if device.type == "cuda" else 0.0),
+                       device=",".join(devices), finished=done == cfg.steps, path=ckpt_path)
