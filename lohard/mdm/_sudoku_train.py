@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from contextlib import nullcontext
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from lohard._util import atomic_write_json, provenance, to_jsonable
 from lohard.mdm._sudoku_config import (
@@ -30,9 +28,10 @@ from lohard.mdm._train import (
     check_finite_parameters,
     check_stop_after,
     load_finite_weights,
+    make_optimizer,
     open_log,
-    optimiser_step,
     read_state,
+    run_steps,
     select_device,
     write_state,
 )
@@ -135,16 +134,6 @@ def load_sudoku_model(path: str | os.PathLike, *,
                        finished=int(state["step"]) == cfg.steps, path=Path(path))
 
 
-def _lr_factor(step: int, cfg: SudokuTrainConfig) -> float:
-    """Linear warm-up to 1, then cosine decay to min_lr / lr at the last step."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    floor = cfg.min_lr / cfg.lr
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 # -- training ------------------------------------------------------------------------------
 def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | os.PathLike, *,
                  resume: bool = False, stop_after: int | None = None,
@@ -170,7 +159,8 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
     stop_after : int, optional
         Stop with a checkpoint after this many total steps (schedule of ``config.steps``).
     max_seconds : float, optional
-        Stop with a checkpoint once this session has trained this long; rerun with
+        Stop with a checkpoint after the first step that ends this long after this call
+        started training (0 with a checkpoint: take no step); rerun with
         ``resume=True`` to continue. The final model does not depend on where it stopped.
     progress : bool
         tqdm bar.
@@ -197,12 +187,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
     use_amp = cfg.amp and device.type == "cuda"
     data_hash = puzzles_hash(puzzles)
     model = build_sudoku_model(cfg).to(device)
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    rest = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=cfg.lr,
-                            betas=cfg.betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
+    opt, sched = make_optimizer(model, cfg)
     history: list[dict[str, Any]] = []
     start, seconds, gpu_seconds, devices, running_state = 0, 0.0, 0.0, [], {}
     if ckpt_path.exists() and not resume:
@@ -235,6 +220,26 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         "n_params": _n_params(model), "device": str(device), "data_hash": data_hash,
         "train_puzzles": len(puzzles), "data_meta": puzzles.meta.get("config")})
     end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
+    t_session = time.perf_counter()
+
+    def elapsed() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t_session
+
+    def result(step: int) -> SudokuModel:
+        dt = elapsed()
+        model.eval()
+        return SudokuModel(model=model, config=cfg, step=step, history=history,
+                           data_hash=data_hash, train_seconds=seconds + dt,
+                           gpu_seconds=gpu_seconds + (dt if device.type == "cuda" else 0.0),
+                           device=",".join(devices), finished=step == cfg.steps,
+                           path=ckpt_path)
+
+    # Already at or past stop_after, or no time at all for a run that has a checkpoint:
+    # nothing to do, the checkpoint stays.
+    if end <= start or (max_seconds is not None and max_seconds <= 0 and ckpt_path.exists()):
+        return result(start)
     gen = torch.Generator(device=device)
     out.mkdir(parents=True, exist_ok=True)
     logf = open_log(out / "log.jsonl", history)
@@ -246,14 +251,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         if log is not None:
             log(entry)
 
-    t_session = time.perf_counter()
-
-    def elapsed() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - t_session
-
-    def save(step: int) -> None:
+    def save(step: int, running: RunningLoss) -> None:
         running.check(step)
         check_finite_parameters(model, f"step {step}")
         dt = elapsed()
@@ -262,47 +260,26 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
               gpu_seconds=gpu_seconds + (dt if device.type == "cuda" else 0.0),
               device=",".join(devices), running=running.state())
 
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=f"train {cfg.name}",
-               dynamic_ncols=True)
-    model.train()
-    running = RunningLoss(device, running_state)
-    done = start
+    def step_loss(step: int) -> torch.Tensor:
+        batch = training_batch(puzzles, cfg, step)
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+        with ctx:
+            if cfg.kind == "mdm":
+                gen.manual_seed(_seed_of(cfg.seed, _MASK, step))
+                p = torch.from_numpy(batch["puzzles"]).to(device, non_blocking=True)
+                s = torch.from_numpy(batch["solutions"]).to(device, non_blocking=True)
+                return mdm_sudoku_loss(model, p, s, generator=gen)
+            tok = torch.from_numpy(batch["tokens"]).to(device, non_blocking=True)
+            pr = torch.from_numpy(batch["prompt"]).to(device, non_blocking=True)
+            return arm_sudoku_loss(model, tok, pr)
+
     try:
-        for step in range(start, end):
-            # No device sync here: the deadline may overshoot by the queued steps.
-            if max_seconds is not None and time.perf_counter() - t_session >= max_seconds:
-                break
-            batch = training_batch(puzzles, cfg, step)
-            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
-            with ctx:
-                if cfg.kind == "mdm":
-                    gen.manual_seed(_seed_of(cfg.seed, _MASK, step))
-                    p = torch.from_numpy(batch["puzzles"]).to(device, non_blocking=True)
-                    s = torch.from_numpy(batch["solutions"]).to(device, non_blocking=True)
-                    loss = mdm_sudoku_loss(model, p, s, generator=gen)
-                else:
-                    tok = torch.from_numpy(batch["tokens"]).to(device, non_blocking=True)
-                    pr = torch.from_numpy(batch["prompt"]).to(device, non_blocking=True)
-                    loss = arm_sudoku_loss(model, tok, pr)
-            optimiser_step(model, loss, opt, sched, cfg.grad_clip)
-            running.add(loss)
-            done = step + 1
-            if cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps):
-                value = running.read(done)
-                record({"step": done, "train_loss": value, "lr": sched.get_last_lr()[0],
-                        "seconds": seconds + elapsed()})
-                bar.set_postfix(loss=f"{value:.4f}")
-            bar.update(1)
-            if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
-                save(done)
-        if done > start or not ckpt_path.exists():
-            save(done)
+        done = run_steps(model, opt, sched, start=start, end=end, steps=cfg.steps,
+                         step_loss=step_loss, grad_clip=cfg.grad_clip,
+                         log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, record=record,
+                         save=save, clock=lambda: seconds + elapsed(), device=device,
+                         running_state=running_state, max_seconds=max_seconds,
+                         progress=progress, desc=f"train {cfg.name}")
     finally:
-        bar.close()
         logf.close()
-    dt = elapsed()
-    model.eval()
-    return SudokuModel(model=model, config=cfg, step=done, history=history,
-                       data_hash=data_hash, train_seconds=seconds + dt,
-                       gpu_seconds=gpu_seconds + (dt if device.type == "cuda" else 0.0),
-                       device=",".join(devices), finished=done == cfg.steps, path=ckpt_path)
+    return result(done)

@@ -138,18 +138,6 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig):
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    rest = [p for p in model.parameters() if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": rest, "weight_decay": 0.0}]
-    # The fused CUDA kernel does one launch for all parameters (same update rule).
-    on_cuda = next(model.parameters()).is_cuda
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=on_cuda or None)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
-    return opt, sched
-
-
 # -- checkpoints ---------------------------------------------------------------------------
 @dataclass
 class Checkpoint:
@@ -441,6 +429,78 @@ def open_log(path: Path, history: list):
     return open(path, "a", encoding="utf-8")
 
 
+def make_optimizer(model: torch.nn.Module, cfg):
+    """AdamW with decoupled weight decay on matrices only, and the warm-up + cosine schedule
+    of :func:`_lr_factor`; ``cfg`` has lr, min_lr, betas, weight_decay, warmup_steps, steps.
+    Shared by every lohard training run (L&O MDMs, Sudoku MDMs and ARMs)."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": rest, "weight_decay": 0.0}]
+    # The fused CUDA kernel does one launch for all parameters (same update rule).
+    on_cuda = next(model.parameters()).is_cuda
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=on_cuda or None)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
+    return opt, sched
+
+
+def run_steps(model: torch.nn.Module, opt, sched, *, start: int, end: int, steps: int,
+              step_loss, grad_clip: float, log_every: int, ckpt_every: int, record, save,
+              clock, device: torch.device, running_state: dict | None = None,
+              after_step=None, keep=(), max_seconds: float | None = None,
+              progress: bool = True, desc: str = "train") -> int:
+    """The optimisation loop every lohard training run goes through.
+
+    What differs between runs is passed in: ``step_loss(step)`` returns the loss of step
+    ``step`` (its batch and masks drawn from that step's seeds), ``record(entry)`` logs,
+    ``save(step, running)`` checkpoints, ``clock()`` gives the ``seconds`` of a log entry,
+    ``after_step(done)`` runs after each step's log line (e.g. a held-out evaluation).
+
+    Parameters
+    ----------
+    start, end, steps : int
+        Steps already taken, the step to stop at, and the schedule's total.
+    log_every, ckpt_every : int
+        A log entry every ``log_every`` steps and at ``steps`` (0: none); a checkpoint
+        every ``ckpt_every`` steps (0: none), after each step in ``keep``, and always at
+        the end.
+    max_seconds : float, optional
+        Stop after the first step that ends this long after the loop started.
+
+    Returns
+    -------
+    int
+        The steps taken in all (``end``, or fewer when stopped by ``max_seconds``).
+    """
+    bar = tqdm(total=steps, initial=start, disable=not progress, desc=desc, dynamic_ncols=True)
+    model.train()
+    running = RunningLoss(device, running_state)
+    t0 = time.perf_counter()
+    done = start
+    try:
+        for step in range(start, end):
+            loss = step_loss(step)
+            optimiser_step(model, loss, opt, sched, grad_clip)
+            running.add(loss)
+            done = step + 1
+            if log_every and (done % log_every == 0 or done == steps):
+                value = running.read(done)
+                record({"step": done, "train_loss": value, "lr": sched.get_last_lr()[0],
+                        "seconds": clock()})
+                bar.set_postfix(loss=f"{value:.4f}")
+            if after_step is not None:
+                after_step(done)
+            if done != end and (done in keep or (ckpt_every and done % ckpt_every == 0)):
+                save(done, running)
+            bar.update(1)
+            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+                break
+        save(done, running)
+    finally:
+        bar.close()
+    return done
+
+
 def snapshot_path(out_dir: str | os.PathLike, step: int) -> Path:
     """Where :func:`train` keeps the copy of the checkpoint taken after ``step`` steps."""
     return Path(out_dir) / f"checkpoint_step{int(step)}.pt"
@@ -516,7 +576,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
 
     torch.manual_seed(_seed_of(cfg.seed, _INIT))
     model = build_model(mcfg, dist).to(device)
-    opt, sched = _optimizer(model, cfg)
+    opt, sched = make_optimizer(model, cfg)
     history: list[dict[str, Any]] = []
     start = 0
     running_state: dict = {}
@@ -576,7 +636,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
         if log is not None:
             log(entry)
 
-    def save(step: int) -> None:
+    def save(step: int, running: RunningLoss) -> None:
         running.check(step)
         check_finite_parameters(model, f"step {step}")
         _save_checkpoint(ckpt_path, model=model, opt=opt, sched=sched, step=step, mcfg=mcfg,
@@ -585,48 +645,32 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
         if step in keep:
             atomic_write(snapshot_path(out, step), lambda tmp: shutil.copyfile(ckpt_path, tmp))
 
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train-mdm",
-               dynamic_ncols=True)
-    model.train()
-    running = RunningLoss(device, running_state)
+    def step_loss(step: int) -> torch.Tensor:
+        tokens = _batch(dist, cfg.batch_size, cfg.seed, _DATA, step, device)
+        gen.manual_seed(_seed_of(cfg.seed, _MASK, step))
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else _null()
+        with ctx:
+            return mdm_loss(step_model, tokens, kind=cfg.loss, schedule=cfg.schedule,
+                            generator=gen, check=False)
+
+    def after_step(done: int) -> None:
+        if cfg.eval_every and cfg.eval_size and (done % cfg.eval_every == 0
+                                                 or done == cfg.steps):
+            value = evaluate(model, dist, cfg, device, use_amp)
+            if not math.isfinite(value):
+                raise FloatingPointError(f"held-out loss is {value} at step {done}: the "
+                                         f"run diverged (lower the learning rate)")
+            record({"step": done, "eval_loss": value})
+
     t0 = time.perf_counter()
-    step = start
     try:
-        for step in range(start, end):
-            tokens = _batch(dist, cfg.batch_size, cfg.seed, _DATA, step, device)
-            gen.manual_seed(_seed_of(cfg.seed, _MASK, step))
-            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else _null()
-            with ctx:
-                loss = mdm_loss(step_model, tokens, kind=cfg.loss, schedule=cfg.schedule,
-                                generator=gen, check=False)
-            optimiser_step(model, loss, opt, sched, cfg.grad_clip)
-            running.add(loss)
-            done = step + 1
-            if cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps):
-                value = running.read(done)
-                record({"step": done, "train_loss": value, "lr": sched.get_last_lr()[0],
-                        "seconds": time.perf_counter() - t0})
-                bar.set_postfix(loss=f"{value:.4f}")
-            if cfg.eval_every and cfg.eval_size and (done % cfg.eval_every == 0
-                                                     or done == cfg.steps):
-                value = evaluate(model, dist, cfg, device, use_amp)
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"held-out loss is {value} at step {done}: the "
-                                             f"run diverged (lower the learning rate)")
-                record({"step": done, "eval_loss": value})
-            if done in keep and done != end:
-                save(done)
-            elif cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
-                save(done)
-            bar.update(1)
-            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds \
-                    and done < end:
-                end = done
-                break
-        step = end
-        save(end)
+        end = run_steps(model, opt, sched, start=start, end=end, steps=cfg.steps,
+                        step_loss=step_loss, grad_clip=cfg.grad_clip,
+                        log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, record=record,
+                        save=save, clock=lambda: time.perf_counter() - t0, device=device,
+                        running_state=running_state, after_step=after_step, keep=keep,
+                        max_seconds=max_seconds, progress=progress, desc="train-mdm")
     finally:
-        bar.close()
         logf.close()
     model.eval()
     return TrainResult(model=model, dist=dist, step=end, history=history,
