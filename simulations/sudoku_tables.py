@@ -97,9 +97,11 @@ class Config:
 
 
 QUICK = {
-    2: dict(n_train=5000, n_test=1000, bp_limit=1000, steps=600, batch_size=64, lr=3e-3,
+    # 3000 steps: at 600 the tiny ARM had not learned the values (teacher-forced value
+    # accuracy 51%, no puzzle solved); at 3000 it reaches 97% (measured).
+    2: dict(n_train=5000, n_test=1000, bp_limit=1000, steps=3000, batch_size=64, lr=3e-3,
             warmup_steps=30, mdm_model="tiny", arm_model="tiny", device="cpu", threads=1,
-            max_minutes=12.0, eval_reserve_s=30.0),
+            max_minutes=20.0, eval_reserve_s=30.0),
     3: dict(n_train=20_000, n_test=300, bp_limit=100, steps=800, batch_size=64, lr=2e-3,
             warmup_steps=50, mdm_model="tiny", arm_model="tiny", device="cpu", threads=1,
             max_minutes=12.0, eval_reserve_s=60.0),
