@@ -157,8 +157,8 @@ def _cmd_table1(args: argparse.Namespace) -> int:
     from lohard.experiments.table1 import run_table1, table1_config
 
     overrides = {k: getattr(args, k) for k in ("model", "steps", "batch_size", "lr", "min_lr",
-                                                "warmup_steps", "num_samples", "sample_steps",
-                                                "seed",
+                                                "warmup_steps", "eval_size", "num_samples",
+                                                "sample_steps", "seed",
                                                 "device", "work_dir", "out_dir",
                                                 "oracle_samples")}
     if args.presets:
@@ -269,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="peak learning rate (cosine schedule)")
     p.add_argument("--min-lr", type=float, help="final learning rate")
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps")
+    p.add_argument("--eval-size", type=int,
+                   help="held-out sequences of each loss evaluation (default 512)")
     p.add_argument("--num-samples", type=int, help="generated sequences per sampler")
     p.add_argument("--sample-steps", type=int, help="reverse steps T (default 50)")
     p.add_argument("--oracle-samples", type=int, help="sequences per exact-oracle order")

@@ -32,7 +32,7 @@ if [[ $SMOKE -eq 1 ]]; then
     rm -rf "$WORK"
     BENCH_ARGS=(--quick)
     # Two tiny presets; (8, 40) plays the role of (20, 280) for Figure 2.
-    TABLE_ARGS=(--presets 6-20,8-40 --fig2-preset 8-40 --model tiny --steps 8
+    TABLE_ARGS=(--presets 6-20,8-40 --fig2-preset 8-40 --model tiny --steps 8 --eval-size 32
                 --batch-size 8 --num-samples 8 --sample-steps 4 --oracle-samples 2
                 --device cpu)
     FIG_ARGS=(--masks-per-l 16 --workers 2 --device cpu)
