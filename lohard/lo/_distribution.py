@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lohard._util import RNGLike, as_generator, atomic_write, provenance
+from lohard._util import RNGLike, as_generator, atomic_write, provenance, read_npz
 from lohard.predicates import Predicate
 
 #: Observation rules whose law depends on k latents through a table P(o = v | x_S).
@@ -396,11 +396,7 @@ def _write_npz(path: str | Path, meta: dict, arrays: dict[str, np.ndarray]) -> P
 
 
 def _read_npz(path: str | Path, expected_format: str) -> tuple[dict, dict[str, np.ndarray]]:
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {key: f[key] for key in f.files}
-    if "meta_json" not in arrays:
-        raise ValueError(f"{path} is not a lohard L&O file (no metadata)")
-    meta = json.loads(str(arrays.pop("meta_json")))
+    meta, arrays = read_npz(path, "L&O")
     fmt, ver = meta.get("format"), meta.get("format_version")
     if fmt != expected_format:
         raise ValueError(f"{path} holds format {fmt!r}, expected {expected_format!r}")

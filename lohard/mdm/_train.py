@@ -220,10 +220,13 @@ def read_state(path: str | os.PathLike, *, fmt: str = CKPT_FORMAT, version: int 
         raise ValueError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f"{path} is truncated or corrupt, not a readable lohard {what} "
-                         f"checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}); "
-                         f"delete it to start that run again") from err
+    except (RuntimeError, EOFError, IndexError, pickle.UnpicklingError) as err:
+        # torch.load's messages run long; the first 120 characters say which failure.
+        why = (str(err).splitlines() or [""])[0][:120]
+        kind = "empty" if path.stat().st_size == 0 else "truncated, corrupt or not a checkpoint"
+        raise ValueError(f"{path} is {kind} ({type(err).__name__}: {why}): not a readable "
+                         f"lohard {what} checkpoint; if it is a run's checkpoint, delete it to "
+                         f"start that run again") from err
     if not isinstance(state, dict) or state.get("format") != fmt:
         raise ValueError(f"{path} is not a lohard {what} checkpoint")
     if state.get("format_version") != version:

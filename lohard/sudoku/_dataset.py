@@ -9,7 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lohard._util import RNGLike, as_generator, atomic_write, provenance, to_jsonable
+from lohard._util import (
+    RNGLike,
+    as_generator,
+    atomic_write,
+    provenance,
+    read_npz,
+    to_jsonable,
+)
 from lohard.sudoku import _kernels as K
 from lohard.sudoku._grid import check_box, topology
 from lohard.sudoku._solver import STRATEGIES, Ratings, numba_threads
@@ -164,11 +171,7 @@ class PuzzleSet:
 
 def load_puzzles(path: str | Path) -> PuzzleSet:
     """Read a file written by :meth:`PuzzleSet.save` (checks format and version)."""
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {key: f[key] for key in f.files}
-    if "meta_json" not in arrays:
-        raise ValueError(f"{path} is not a lohard Sudoku file (no metadata)")
-    meta = json.loads(str(arrays.pop("meta_json")))
+    meta, arrays = read_npz(path, "Sudoku")
     if meta.get("format") != PUZZLES_FORMAT:
         raise ValueError(f"{path} holds format {meta.get('format')!r}, expected "
                          f"{PUZZLES_FORMAT!r}")
