@@ -255,15 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
                     ".{md,csv,json,png} (table1_cpu at --scale cpu, table1 at gpu). "
                     "Needs the torch extra.")
     p.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
-                   help="cpu: five L ~ 100 presets, 1M model, about 100 min on 2 cores "
-                        "(default); gpu: the paper's presets and 19M model")
+                   help="cpu: five N = 10 presets at the paper's clause densities, 1M model, "
+                        "about an hour on 2 cores (default); gpu: the paper's presets and "
+                        "19M model")
     p.add_argument("--presets", help="comma-separated N-P pairs (default: the scale's)")
     p.add_argument("--model", help="model shape (cpu-1m at cpu scale, mdm-19m at gpu)")
     p.add_argument("--learned-pos", action="store_true",
                    help="add a learned absolute position embedding to the model (cpu-1m has "
                         "one already)")
     p.add_argument("--fig2-preset", help="the N-P preset that keeps a checkpoint at half its "
-                                         "steps for lohard fig2 (default 17-83 at cpu scale)")
+                                         "steps for lohard fig2 (default 10-110 at cpu scale)")
     p.add_argument("--steps", type=int, help="optimiser steps per preset")
     p.add_argument("--batch-size", type=int, help="training batch size")
     p.add_argument("--lr", type=float, help="peak learning rate (cosine schedule)")
@@ -293,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "first if needed). Writes <out-dir>/fig2_per_mask_error.{png,csv,json}. "
                     "Needs the torch extra.")
     p.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
-                   help="whose Table 1 run holds the model: cpu (17, 83) or gpu (20, 280)")
+                   help="whose Table 1 run holds the model: cpu (10, 110) or gpu (20, 280)")
     p.add_argument("--checkpoint", help="measure this run instead of the Table 1 model")
     p.add_argument("--proxy-checkpoint", help="with --checkpoint: the longer-trained proxy")
     p.add_argument("--work-dir", help="the Table 1 run folders (default runs/table1_<scale>)")

@@ -23,7 +23,7 @@ the exact posterior. The paper's Fig. 2 shows l = 11 (App. C.2.1); the histogram
 panel shows the per-position errors at that l.
 
 Model: ``checkpoint``, or by default the Figure 2 preset of the Table 1 run of the same
-scale (:mod:`lohard.experiments.table1`; ``cpu``: (N, P) = (17, 83), ``gpu``: (20, 280)),
+scale (:mod:`lohard.experiments.table1`; ``cpu``: (N, P) = (10, 110), ``gpu``: (20, 280)),
 trained there if it is not yet: the model measured is its checkpoint at half the steps,
 and the final checkpoint (trained twice as long) is the paper's proxy. Posteriors are
 computed in ``workers`` processes.
