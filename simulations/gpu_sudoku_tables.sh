@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Sudoku issue's GPU session, in one script (under 10 minutes of wall time):
 #
-#   1. simulations/sudoku_tables.py        Tables 2 and 5: data generated on the machine's
+#   1. lohard sudoku tables --scale gpu    Tables 2 and 5: data generated on the machine's
 #                                          CPUs, mdm-6m and the two ARMs trained and every
 #                                          test set decoded, in a 7.8-minute budget   (<= 520 s)
 #   2. simulations/sudoku_order_figure.py  the order figure from the MDM of stage 1    (<= 55 s)
@@ -26,13 +26,14 @@ gpu_session_start gpu_sudoku_tables "$@"
 if [[ $SMOKE -eq 1 ]]; then
     WORK=runs/gpu_sudoku_tables_smoke
     rm -rf "$WORK"
-    TABLE_ARGS=(--quick --steps 40 --n-train 2000 --n-test 200 --bp-limit 50 --jobs 2)
-    FIG_ARGS=(--quick --n-test 200)
+    TABLE_ARGS=(--scale cpu --box 2 --steps 40 --n-train 2000 --n-test 200 --bp-limit 50
+                --jobs 2)
+    FIG_ARGS=(--scale cpu --box 2 --n-test 200)
     T_TABLE=240 T_FIG=60
 else
     WORK=runs/gpu_sudoku_tables
-    TABLE_ARGS=(--device cuda --max-minutes 7.8)
-    FIG_ARGS=(--device cuda)
+    TABLE_ARGS=(--scale gpu --device cuda --max-minutes 7.8)
+    FIG_ARGS=(--scale gpu --device cuda)
     T_TABLE=520 T_FIG=55
 fi
 STAGE_OUT="$WORK/out"
@@ -40,7 +41,7 @@ mkdir -p "$STAGE_OUT"
 gpu_session_header
 
 # 1. Tables 2 and 5.
-stage tables "$T_TABLE" python simulations/sudoku_tables.py "${TABLE_ARGS[@]}" \
+stage tables "$T_TABLE" python -m lohard sudoku tables "${TABLE_ARGS[@]}" \
     --work-dir "$WORK/tables" --out "$STAGE_OUT/sudoku_tables"
 
 # 2. The order figure, from the same run folder.

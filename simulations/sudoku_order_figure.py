@@ -7,14 +7,16 @@ bar), its digit written in it (red if wrong), and the clues in bold on grey. Eac
 gives the method, whether the grid is solved, and the Spearman correlation of its order
 with the solver's.
 
-Needs the MDM checkpoint of ``simulations/sudoku_tables.py`` (same --box / --quick /
---work-dir) and its test sets. Writes figures/sudoku_order.png and .json (config, seed,
-versions, the puzzle and every order).
+Needs the MDM checkpoint of ``lohard sudoku tables`` (same --box / --scale / --work-dir)
+and its test sets. Writes figures/sudoku_order_9x9.png and .json (``_4x4`` for 4x4;
+``figures/sudoku_order`` for the paper-scale run) with config, seed, versions, the puzzle
+and every order.
 
 Usage::
 
-    python simulations/sudoku_order_figure.py                  # after the 9x9 tables run
-    python simulations/sudoku_order_figure.py --quick          # after the --quick run
+    python simulations/sudoku_order_figure.py                  # after lohard sudoku tables
+    python simulations/sudoku_order_figure.py --box 2          # after the 4x4 run
+    python simulations/sudoku_order_figure.py --scale gpu      # after the paper-scale run
 """
 
 from __future__ import annotations
@@ -30,23 +32,24 @@ import numpy as np
 @dataclasses.dataclass
 class Config:
     box: int = 3
-    quick: bool = False
+    scale: str = "cpu"  # whose tables run: cpu or gpu (lohard sudoku tables --scale)
     test_set: str = "easy"  # "easy" or "hard"
     index: int = -1  # test puzzle; -1: the first one the margin decoder solves
     noise_scale: float = 0.5  # App. D.2 Gumbel coefficient of the adaptive scores
     temperature: float = 1.0
     seed: int = 0
-    data_seed: int = 1  # as in sudoku_tables.py
-    n_test: int = 0  # 0: sudoku_tables.py's default for this box / --quick
+    data_seed: int = 1  # as in lohard sudoku tables
+    n_test: int = 0  # 0: lohard sudoku tables' default for this box and scale
     device: str = "cpu"
     work_dir: str = ""
-    out: str = ""  # figures/sudoku_order (9x9), _4x4 (4x4), _9x9_quick (sudoku_tables.default_out)
+    out: str = ""  # figures/sudoku_order_9x9, _4x4, or sudoku_order (gpu): default_out
 
 
 def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="use the --quick tables run")
-    ap.add_argument("--box", type=int, choices=(2, 3))
+    ap.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
+                    help="the tables run of this scale (default cpu)")
+    ap.add_argument("--box", type=int, choices=(2, 3), default=3)
     ap.add_argument("--test-set", choices=("easy", "hard"))
     for name, typ in (("index", int), ("noise-scale", float), ("temperature", float),
                       ("seed", int), ("data-seed", int), ("n-test", int)):
@@ -55,20 +58,16 @@ def parse(argv):
     ap.add_argument("--work-dir")
     ap.add_argument("--out")
     args = vars(ap.parse_args(argv))
-    quick = args.pop("quick")
-    box = args["box"] if args["box"] is not None else (2 if quick else 3)
-    fields = {"box": box, "quick": quick}
-    fields.update({k: v for k, v in args.items() if v is not None})
-    cfg = Config(**fields)
-    sys.path.insert(0, str(Path(__file__).parent))
-    import sudoku_tables as T
+    cfg = Config(**{k: v for k, v in args.items() if v is not None})
+    from lohard.experiments.sudoku_tables import default_out, sudoku_tables_config
 
+    tables = sudoku_tables_config(cfg.box, cfg.scale)
     if not cfg.work_dir:
-        cfg.work_dir = T.default_work_dir(cfg.box, quick)
+        cfg.work_dir = tables.work_dir
     if not cfg.out:
-        cfg.out = T.default_out("figures/sudoku_order", cfg.box, quick)
+        cfg.out = default_out("figures/sudoku_order", cfg.box, cfg.scale)
     if not cfg.n_test:
-        cfg.n_test = T.QUICK[cfg.box]["n_test"] if quick else T.Config().n_test
+        cfg.n_test = tables.n_test
     return cfg
 
 
@@ -91,13 +90,13 @@ def main(argv=None) -> int:
     work = Path(cfg.work_dir)
     ckpt = work / "mdm" / CKPT_NAME
     if not ckpt.exists():
-        raise SystemExit(f"no MDM checkpoint at {ckpt}: run simulations/sudoku_tables.py "
-                         f"{'--quick ' if cfg.quick else ''}--box {cfg.box} first")
+        raise SystemExit(f"no MDM checkpoint at {ckpt}: run lohard sudoku tables --scale "
+                         f"{cfg.scale} --box {cfg.box} first")
     sm = load_sudoku_model(ckpt, device=cfg.device)
     seed = cfg.data_seed + (1 if cfg.test_set == "easy" else 2)
     path = work / "data" / f"{cfg.test_set}_{cfg.test_set}_n{cfg.n_test}_s{seed}.npz"
     if not path.exists():
-        raise SystemExit(f"no test set at {path}: run simulations/sudoku_tables.py first")
+        raise SystemExit(f"no test set at {path}: run lohard sudoku tables first")
     test = load_puzzles(path)
     # The test puzzles the tables use: those seen in training are dropped (4x4 only).
     train_files = sorted((work / "data").glob(f"train_easy_n*_s{cfg.data_seed}.npz"))
@@ -165,7 +164,8 @@ def main(argv=None) -> int:
     sc = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, vmax))
     cb = fig.colorbar(sc, ax=list(axes), fraction=0.025, pad=0.02)
     cb.set_label("decoding step of the cell (0 = first); grey: clue (bold)")
-    scale = "CPU-scale (--quick) model" if cfg.quick else f"{sm.config.model} MDM"
+    scale = (f"CPU-scale {sm.config.model} MDM" if cfg.scale == "cpu"
+             else f"{sm.config.model} MDM")
     fig.suptitle(f"Order of filling one {cfg.test_set} {n}x{n} puzzle (test #{idx}); "
                  f"{scale}, {sm.step} steps, seed {sm.config.seed}; red digits are wrong",
                  fontsize=9)
@@ -177,7 +177,8 @@ def main(argv=None) -> int:
         **provenance(dataclasses.asdict(cfg), cfg.seed), "model": sm.summary(),
         "test_file": str(path), "index": idx, "puzzle": p[0], "solution": sol,
         "methods": summary,
-        "scale": "CPU-scale run, not the paper-scale GPU run" if cfg.quick else "full"})
+        "scale": "CPU-scale run, not the paper-scale GPU run" if cfg.scale == "cpu"
+        else "paper-scale run"})
     for name, s in summary.items():
         print(f"{name:26s} solved={s['solved']} rho={s['spearman_vs_solver']:.3f}")
     print(f"wrote {out.with_suffix('.png')} and .json")

@@ -1,4 +1,4 @@
-"""CLI hooks: ``lohard sudoku train ...`` and ``lohard sudoku eval ...`` (Sudoku MDM and ARMs).
+"""CLI hooks: ``lohard sudoku train|eval|tables ...`` (Sudoku MDM and ARMs).
 
 :func:`register_sudoku` is found by :mod:`lohard.sudoku.cli` and receives the ``sudoku``
 subparsers object. torch is imported inside the command functions only, so the parser
@@ -22,7 +22,7 @@ MDM_EVAL_DECODERS = ("vanilla", "top-prob", "margin", "top-prob-nonoise", "margi
 
 
 def register_sudoku(sub) -> None:
-    """Add ``train`` and ``eval`` to the ``lohard sudoku`` subparsers object."""
+    """Add ``train``, ``eval`` and ``tables`` to the ``lohard sudoku`` subparsers object."""
     t = sub.add_parser(
         "train", help="train a Sudoku MDM or ARM (resumable)",
         description="Train the Sudoku MDM (clue tokens then solution tokens; only blank "
@@ -94,6 +94,53 @@ def register_sudoku(sub) -> None:
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=_cmd_eval)
+
+    tb = sub.add_parser(
+        "tables", help="reproduce Tables 2 and 5: MDM decoders against ARMs (resumable)",
+        description="Generate easy training puzzles and easy/hard test sets, train the MDM "
+                    "and the two ARMs (row-major; the solver's order), decode every test set "
+                    "with every decoder (MDM vanilla, top-prob and margin with and without "
+                    "Gumbel noise, BP order with MDM or BP values, the ARMs) and write "
+                    "<out>.md/.csv/.json with 95%% intervals and the paper's numbers. A second "
+                    "call reuses data, checkpoints and results. Exit code 3: some model "
+                    "stopped at --max-minutes (rerun to continue).")
+    tb.add_argument("--box", type=int, choices=(2, 3), default=3,
+                    help="box size b: 3 (9x9, the paper; default) or 2 (4x4)")
+    tb.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
+                    help="cpu: small models sized for a 2-core CPU (default); gpu: mdm-6m / "
+                         "arm-6m, the paper-scale run")
+    for name, typ, what in (("steps", int, "optimiser steps of every model"),
+                            ("n-train", int, "easy training puzzles"),
+                            ("n-test", int, "puzzles per test set"),
+                            ("bp-limit", int, "test puzzles decoded with the BP orders"),
+                            ("batch-size", int, "training batch size"),
+                            ("lr", float, "peak learning rate"),
+                            ("seed", int, "training and decoding seed"),
+                            ("data-seed", int, "seed of the training puzzles (tests: +1, +2)"),
+                            ("max-minutes", float, "budget of the whole call; training stops "
+                                                   "with a checkpoint"),
+                            ("jobs", int, "CPU workers for generation and BP (-1: all)"),
+                            ("threads", int, "torch CPU threads (0: torch's default)"),
+                            ("noise-scale", float, "Gumbel noise of the adaptive scores"),
+                            ("temperature", float, "of the MDM's value draws (0: argmax)")):
+        tb.add_argument(f"--{name}", type=typ, help=what)
+    tb.add_argument("--mdm-model", help="MDM config (lohard.mdm.MODEL_CONFIGS)")
+    tb.add_argument("--arm-model", help="ARM size (arm-6m, arm-19m, tiny)")
+    tb.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    tb.add_argument("--work-dir", help="run folder (default runs/sudoku_tables_b<box>_<scale>)")
+    tb.add_argument("--out", help="output stem (default figures/sudoku_tables_9x9 at cpu "
+                                  "scale)")
+    tb.set_defaults(func=_cmd_tables)
+
+
+def _cmd_tables(args) -> int:
+    from lohard.experiments.sudoku_tables import run_sudoku_tables, sudoku_tables_config
+
+    keys = ("steps", "n_train", "n_test", "bp_limit", "batch_size", "lr", "seed", "data_seed",
+            "max_minutes", "jobs", "threads", "noise_scale", "temperature", "mdm_model",
+            "arm_model", "device", "work_dir", "out")
+    cfg = sudoku_tables_config(args.box, args.scale, **{k: getattr(args, k) for k in keys})
+    return run_sudoku_tables(cfg)
 
 
 def _puzzles(path, n, difficulty, box, seed, out_path, jobs, quiet):
