@@ -351,3 +351,21 @@ def test_margin_beats_vanilla_on_4x4(tmp_path, train4, test4):
     assert z > 1, (v, m)
     # The adaptive order follows the solver's order more than the random one does.
     assert m0["order_spearman_mean"] > v["order_spearman_mean"] + 0.1
+
+
+def test_tables_verb_checks_settings_before_any_work(tmp_path, capsys):
+    from lohard.cli import main
+    from lohard.experiments.sudoku_tables import default_out, sudoku_tables_config
+
+    work = tmp_path / "w"
+    for args, words in ((["--steps", "0"], "steps must be an integer >= 1"),
+                        (["--max-minutes", "-1"], "max_minutes must be finite and > 0"),
+                        (["--noise-scale", "nan"], "noise_scale must be finite")):
+        assert main(["sudoku", "tables", *args, "--work-dir", str(work)]) == 2
+        assert words in capsys.readouterr().err
+    assert not work.exists()  # refused before generating data
+    cfg = sudoku_tables_config(3, "cpu")
+    assert cfg.out == "figures/sudoku_tables_9x9" and cfg.quick
+    assert sudoku_tables_config(2, "cpu").out == "figures/sudoku_tables_4x4"
+    assert sudoku_tables_config(3, "gpu").out == "figures/sudoku_tables"
+    assert default_out("figures/sudoku_order", 3, "cpu") == "figures/sudoku_order_9x9"
