@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import nullcontext
@@ -31,6 +30,7 @@ from lohard.mdm._train import (
     make_optimizer,
     open_log,
     read_state,
+    recorder,
     run_steps,
     select_device,
     write_state,
@@ -244,12 +244,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
     out.mkdir(parents=True, exist_ok=True)
     logf = open_log(out / "log.jsonl", history)
 
-    def record(entry: dict) -> None:
-        history.append(entry)
-        logf.write(json.dumps(to_jsonable(entry)) + "\n")
-        logf.flush()
-        if log is not None:
-            log(entry)
+    record = recorder(logf, history, log)
 
     def save(step: int, running: RunningLoss) -> None:
         running.check(step)

@@ -504,6 +504,19 @@ def run_steps(model: torch.nn.Module, opt, sched, *, start: int, end: int, steps
     return done
 
 
+def recorder(logf, history: list, log=None):
+    """The log-entry writer of a training run: appends each entry to ``history``, writes it
+    as one JSON line to ``logf`` (flushed) and passes it to ``log`` if given."""
+    def record(entry: dict) -> None:
+        history.append(entry)
+        logf.write(json.dumps(to_jsonable(entry)) + "\n")
+        logf.flush()
+        if log is not None:
+            log(entry)
+
+    return record
+
+
 def snapshot_path(out_dir: str | os.PathLike, step: int) -> Path:
     """Where :func:`train` keeps the copy of the checkpoint taken after ``step`` steps."""
     return Path(out_dir) / f"checkpoint_step{int(step)}.pt"
@@ -632,12 +645,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
     gen = torch.Generator(device=device)
     logf = open_log(out / "log.jsonl", history)
 
-    def record(entry: dict) -> None:
-        history.append(entry)
-        logf.write(json.dumps(to_jsonable(entry)) + "\n")
-        logf.flush()
-        if log is not None:
-            log(entry)
+    record = recorder(logf, history, log)
 
     def save(step: int, running: RunningLoss) -> None:
         running.check(step)
