@@ -141,12 +141,18 @@ def _parse_presets(text: str) -> tuple:
     return tuple(out)
 
 
+def _say_needs_torch(command: str) -> int:
+    """Tell the user that ``command`` needs the torch extra; the exit status 2."""
+    print(f"lohard {command}: error: this command needs PyTorch; install it with "
+          "`pip install lohard[torch]`", file=sys.stderr)
+    return 2
+
+
 def _needs_torch(command: str) -> bool:
     try:
         import torch  # noqa: F401
     except ImportError:
-        print(f"lohard {command}: error: this command needs PyTorch; install it with "
-              "`pip install lohard[torch]`", file=sys.stderr)
+        _say_needs_torch(command)
         return True
     return False
 
@@ -335,14 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _register_needs_torch(sub, names) -> None:
     """Commands of the torch extra, registered so that they say what is missing."""
 
-    def needs_torch(args: argparse.Namespace) -> int:
-        print(f"lohard {args.command}: error: this command needs PyTorch; install it with "
-              "`pip install lohard[torch]`", file=sys.stderr)
-        return 2
-
     for name in names:
         p = sub.add_parser(name, help="(needs the torch extra)", add_help=False)
-        p.set_defaults(func=needs_torch, _needs_torch=True)
+        p.set_defaults(func=lambda args: _say_needs_torch(args.command), _needs_torch=True)
 
 
 #: Commands that can run for minutes without a progress bar: their progress goes to
