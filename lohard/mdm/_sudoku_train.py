@@ -198,7 +198,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         saved = SudokuTrainConfig(**state["config"]).to_dict()
         # The device may change between sessions (e.g. CPU then CUDA); nothing else may.
         diff = {k: (saved[k], v) for k, v in cfg.to_dict().items()
-                if k != "device" and to_jsonable(saved[k]) != to_jsonable(v)}
+                if k not in ("device", "compile") and to_jsonable(saved[k]) != to_jsonable(v)}
         if diff:
             raise ValueError(f"{ckpt_path} was trained with another config; differing fields "
                              f"(checkpoint, asked): {diff}")
@@ -241,6 +241,11 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
     if end <= start or (max_seconds is not None and max_seconds <= 0 and ckpt_path.exists()):
         return result(start)
     gen = torch.Generator(device=device)
+    if cfg.compile:
+        # In place, block by block: the state dict keeps its keys, and the ARM's
+        # forward_steps (not the module's __call__) runs compiled blocks too.
+        for blk in model.blocks:
+            blk.compile()
     out.mkdir(parents=True, exist_ok=True)
     logf = open_log(out / "log.jsonl", history)
 

@@ -7,6 +7,7 @@ builds without it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -111,7 +112,8 @@ def register_sudoku(sub) -> None:
                          "arm-6m, the paper-scale run")
     for name, typ, what in (("steps", int, "optimiser steps of every model"),
                             ("n-train", int, "easy training puzzles"),
-                            ("n-test", int, "puzzles per test set"),
+                            ("n-test", int, "easy test puzzles"),
+                            ("n-test-hard", int, "hard test puzzles (default: --n-test)"),
                             ("bp-limit", int, "test puzzles decoded with the BP orders"),
                             ("batch-size", int, "training batch size"),
                             ("lr", float, "peak learning rate"),
@@ -124,8 +126,12 @@ def register_sudoku(sub) -> None:
                             ("noise-scale", float, "Gumbel noise of the adaptive scores"),
                             ("temperature", float, "of the MDM's value draws (0: argmax)")):
         tb.add_argument(f"--{name}", type=typ, help=what)
+    tb.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="train through torch.compile (default: on at cpu scale for 9x9)")
+    tb.add_argument("--train-only", action="store_true", default=None,
+                    help="train (or resume) the three models and stop before decoding")
     tb.add_argument("--mdm-model", help="MDM config (lohard.mdm.MODEL_CONFIGS)")
-    tb.add_argument("--arm-model", help="ARM size (arm-6m, arm-19m, tiny)")
+    tb.add_argument("--arm-model", help="ARM size (arm-6m, arm-19m, cpu-1m, tiny)")
     tb.add_argument("--device", choices=("auto", "cpu", "cuda"))
     tb.add_argument("--work-dir", help="run folder (default runs/sudoku_tables_b<box>_<scale>)")
     tb.add_argument("--out", help="output stem (default figures/sudoku_tables_9x9 at cpu "
@@ -136,9 +142,9 @@ def register_sudoku(sub) -> None:
 def _cmd_tables(args) -> int:
     from lohard.experiments.sudoku_tables import run_sudoku_tables, sudoku_tables_config
 
-    keys = ("steps", "n_train", "n_test", "bp_limit", "batch_size", "lr", "seed", "data_seed",
-            "max_minutes", "jobs", "threads", "noise_scale", "temperature", "mdm_model",
-            "arm_model", "device", "work_dir", "out")
+    keys = ("steps", "n_train", "n_test", "n_test_hard", "bp_limit", "batch_size", "lr", "seed",
+            "data_seed", "max_minutes", "jobs", "threads", "noise_scale", "temperature",
+            "mdm_model", "arm_model", "device", "work_dir", "out", "compile", "train_only")
     cfg = sudoku_tables_config(args.box, args.scale, **{k: getattr(args, k) for k in keys})
     return run_sudoku_tables(cfg)
 
