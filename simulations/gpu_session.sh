@@ -8,7 +8,8 @@
 #                                 # LOG = $OUT/logs.txt (emptied); T0
 #   note MESSAGE...                # a time-stamped line on stdout and in $LOG
 #   stage NAME SECONDS COMMAND...  # run COMMAND under `timeout`, output into $LOG; a failed
-#                                  # or timed-out stage is logged and the script goes on
+#                                  # or timed-out stage is logged and the script goes on; a
+#                                  # NAME listed in $LOHARD_GPU_SKIP (space-separated) is skipped
 #   gpu_session_header             # host, torch / CUDA, GPU and git commit into $LOG
 #   gpu_session_collect DIR FILE...  # copy the outputs into $OUT (at most 8 files come back)
 #   gpu_session_finish PATH...       # the rest into $OUT/results.tar.gz; list $OUT
@@ -47,6 +48,10 @@ note() {
 stage() {  # stage NAME SECONDS COMMAND...
     local name=$1 secs=$2
     shift 2
+    if [[ " ${LOHARD_GPU_SKIP:-} " == *" $name "* ]]; then
+        note "stage $name: skipped (LOHARD_GPU_SKIP)"
+        return 0
+    fi
     note "stage $name: timeout ${secs}s: $*"
     local t=$(date +%s)
     timeout -k 10 "$secs" "$@" >> "$LOG" 2>&1
