@@ -35,8 +35,10 @@ class Config:
     scale: str = "cpu"  # whose tables run: cpu or gpu (lohard sudoku tables --scale)
     test_set: str = "easy"  # "easy" or "hard"
     index: int = -1  # test puzzle; -1: the first one the margin decoder solves
-    noise_scale: float = 0.5  # App. D.2 Gumbel coefficient of the adaptive scores
-    temperature: float = 1.0
+    # Decoding conventions; None: those of the tables run of this box and scale.
+    noise_scale: float | None = None  # App. D.2 Gumbel coefficient of the adaptive scores
+    noise_mode: str | None = None  # "log-annealed" or "prob"
+    temperature: float | None = None  # of the value draws (0: argmax)
     seed: int = 0
     data_seed: int = 1  # as in lohard sudoku tables
     n_test: int = 0  # 0: lohard sudoku tables' default for this box and scale
@@ -54,6 +56,7 @@ def parse(argv):
     for name, typ in (("index", int), ("noise-scale", float), ("temperature", float),
                       ("seed", int), ("data-seed", int), ("n-test", int)):
         ap.add_argument(f"--{name}", type=typ)
+    ap.add_argument("--noise-mode", choices=("log-annealed", "prob"))
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--work-dir")
     ap.add_argument("--out")
@@ -68,6 +71,9 @@ def parse(argv):
         cfg.out = default_out("figures/sudoku_order", cfg.box, cfg.scale)
     if not cfg.n_test:
         cfg.n_test = tables.n_test
+    for name in ("noise_scale", "noise_mode", "temperature"):
+        if getattr(cfg, name) is None:
+            setattr(cfg, name, getattr(tables, name))
     return cfg
 
 
@@ -112,7 +118,8 @@ def main(argv=None) -> int:
     # shown comes from one decode of the same batch, read at row idx.
     batch = test.puzzles[:max(200, cfg.index + 1)].astype(np.int64)
     decoded = {method: mdm_decode(sm.model, batch, method=method, noise_scale=cfg.noise_scale,
-                                  temperature=cfg.temperature, seed=cfg.seed)
+                                  noise_mode=cfg.noise_mode, temperature=cfg.temperature,
+                                  seed=cfg.seed)
                for method in ("margin", "top-prob")}
     if cfg.index >= 0:
         idx = cfg.index

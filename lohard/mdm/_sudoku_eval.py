@@ -137,7 +137,8 @@ def evaluate_sudoku(sm: SudokuModel, test: PuzzleSet, *, decoders=None,
                     noise_scale: float = DEFAULT_NOISE_SCALE, temperature: float = 1.0,
                     cells_per_step: int = 1, seed: int = 0, batch_size: int = 1024,
                     bp_limit: int | None = None, jobs: int = 1,
-                    progress: bool = False) -> tuple[dict, dict[str, SudokuDecode]]:
+                    progress: bool = False, noise_mode: str = "log-annealed"
+                    ) -> tuple[dict, dict[str, SudokuDecode]]:
     """Decode a test set with every decoder of a model; accuracies and order agreements.
 
     Parameters
@@ -148,6 +149,8 @@ def evaluate_sudoku(sm: SudokuModel, test: PuzzleSet, *, decoders=None,
     decoders : list of str, optional
         MDM: from :data:`MDM_DECODERS` + :data:`BP_DECODERS` (default all), plus
         ``"top-prob-nonoise"`` / ``"margin-nonoise"`` (noise_scale 0); ARM: ``["arm"]``.
+    noise_mode : {"log-annealed", "prob"}
+        Convention of the Gumbel noise (:func:`mdm_decode`).
     bp_limit : int, optional
         Decode only the first ``bp_limit`` puzzles with the BP decoders (BP runs on CPU).
     jobs : int
@@ -180,7 +183,8 @@ def evaluate_sudoku(sm: SudokuModel, test: PuzzleSet, *, decoders=None,
             dec = mdm_decode(sm.model, test.puzzles, method=base,
                              cells_per_step=cells_per_step,
                              noise_scale=0.0 if name.endswith("-nonoise") else noise_scale,
-                             temperature=temperature, batch_size=batch_size, seed=seed)
+                             temperature=temperature, batch_size=batch_size, seed=seed,
+                             noise_mode=noise_mode)
             dec.method = name
         elif name in BP_DECODERS:
             m = len(test) if bp_limit is None else min(len(test), int(bp_limit))

@@ -82,8 +82,12 @@ def register_sudoku(sub) -> None:
                         "vanilla,top-prob,margin,bp,bp-mdm); an ARM has only 'arm'")
     e.add_argument("--noise-scale", type=float, default=0.5,
                    help="Gumbel noise coefficient of the adaptive scores (App. D.2: 0.5)")
-    e.add_argument("--temperature", type=float, default=1.0,
-                   help="of the MDM's value draws (0: argmax)")
+    e.add_argument("--noise-mode", choices=("log-annealed", "prob"), default="log-annealed",
+                   help="log-annealed: noise on the log score, scaled by the share of blanks "
+                        "still masked (the paper's codebase; default); prob: on the "
+                        "probability score, constant")
+    e.add_argument("--temperature", type=float, default=0.0,
+                   help="of the MDM's value draws (0: argmax, the default)")
     e.add_argument("--cells-per-step", type=int, default=1)
     e.add_argument("--bp-limit", type=int, default=None,
                    help="decode only the first N puzzles with the BP decoders")
@@ -126,6 +130,8 @@ def register_sudoku(sub) -> None:
                             ("noise-scale", float, "Gumbel noise of the adaptive scores"),
                             ("temperature", float, "of the MDM's value draws (0: argmax)")):
         tb.add_argument(f"--{name}", type=typ, help=what)
+    tb.add_argument("--noise-mode", choices=("log-annealed", "prob"),
+                    help="where the Gumbel noise goes (default log-annealed; 4x4 cpu: prob)")
     tb.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="train through torch.compile (default: on at cpu scale for 9x9)")
     tb.add_argument("--train-only", action="store_true", default=None,
@@ -143,7 +149,8 @@ def _cmd_tables(args) -> int:
     from lohard.experiments.sudoku_tables import run_sudoku_tables, sudoku_tables_config
 
     keys = ("steps", "n_train", "n_test", "n_test_hard", "bp_limit", "batch_size", "lr", "seed",
-            "data_seed", "max_minutes", "jobs", "threads", "noise_scale", "temperature",
+            "data_seed", "max_minutes", "jobs", "threads", "noise_scale", "noise_mode",
+            "temperature",
             "mdm_model", "arm_model", "device", "work_dir", "out", "compile", "train_only")
     cfg = sudoku_tables_config(args.box, args.scale, **{k: getattr(args, k) for k in keys})
     return run_sudoku_tables(cfg)
@@ -229,12 +236,13 @@ def _cmd_eval(args) -> int:
             raise ValueError(f"unknown decoder(s) {bad}; choose from "
                              f"{', '.join(MDM_EVAL_DECODERS)}")
     results, _ = evaluate_sudoku(sm, test, decoders=decoders, noise_scale=args.noise_scale,
-                                 temperature=args.temperature,
+                                 temperature=args.temperature, noise_mode=args.noise_mode,
                                  cells_per_step=args.cells_per_step, seed=args.seed,
                                  batch_size=args.batch_size, bp_limit=args.bp_limit,
                                  jobs=args.jobs, progress=not args.quiet)
     cfg = {k: getattr(args, k) for k in ("checkpoint", "test", "n_test", "difficulty",
-                                         "test_seed", "noise_scale", "temperature",
+                                         "test_seed", "noise_scale", "noise_mode",
+                                         "temperature",
                                          "cells_per_step", "bp_limit", "seed", "batch_size",
                                          "device", "jobs")}
     cfg["decoders"] = list(decoders)

@@ -25,6 +25,7 @@ from lohard.mdm._sudoku_decode import (  # noqa: E402
     arm_prompts,
     bp_oracle_decode,
     mdm_decode,
+    noisy_scores,
 )
 from lohard.mdm._sudoku_eval import (  # noqa: E402
     evaluate_sudoku,
@@ -138,6 +139,43 @@ def test_cells_per_step_and_argmax(test4):
         mdm_decode(model, test4.puzzles[:2], cells_per_step=0)
     with pytest.raises(ValueError, match="decoder"):
         mdm_decode(model, test4.puzzles[:2], method="best")
+
+
+@pytest.mark.parametrize("share", [1.0, 0.4])
+def test_log_annealed_noise_is_a_tempered_choice(share):
+    """Top cell under log s + c r G is drawn with probability proportional to
+    s^(1 / (c r)) (the Gumbel-max trick); checked by a chi-square bound on 20000 draws."""
+    s = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    c, n = 0.5, 20000
+    gen = torch.Generator().manual_seed(7)
+    scores = noisy_scores(s.expand(n, -1), torch.full((n,), share, dtype=torch.float64), c,
+                          "log-annealed", gen)
+    counts = np.bincount(scores.argmax(dim=1).numpy(), minlength=4)
+    w = s.numpy() ** (1 / (c * share))
+    expected = n * w / w.sum()
+    keep = expected >= 5
+    chi2 = (((counts - expected) ** 2 / expected)[keep]).sum()
+    assert chi2 < 20.5, (counts, expected)  # chi-square, <= 3 d.o.f., p ~ 1.3e-4
+    # The other convention adds the noise to the score itself: far flatter choices.
+    flat = noisy_scores(s.expand(n, -1), torch.ones(n, dtype=torch.float64), c, "prob", gen)
+    top = np.bincount(flat.argmax(dim=1).numpy(), minlength=4) / n
+    assert top[0] < 0.5 < counts[0] / n
+    # No noise: the scores come back unchanged, whatever the mode.
+    assert torch.equal(noisy_scores(s[None], torch.ones(1), 0.0, "log-annealed", gen), s[None])
+
+
+def test_noise_modes_only_change_noisy_decoders(test4):
+    model = build_sudoku_model(_cfg())
+    p = test4.puzzles[:32]
+    runs = {mode: mdm_decode(model, p, method="margin", noise_scale=0.0, noise_mode=mode,
+                             temperature=0.0) for mode in ("log-annealed", "prob")}
+    assert np.array_equal(runs["prob"].steps, runs["log-annealed"].steps)
+    a = mdm_decode(model, p, method="margin", noise_mode="prob", seed=3)
+    b = mdm_decode(model, p, method="margin", noise_mode="log-annealed", seed=3)
+    assert not np.array_equal(a.steps, b.steps)
+    assert b.options["noise_mode"] == "log-annealed"
+    with pytest.raises(ValueError, match="noise_mode 'gauss'; choose one of log-annealed"):
+        mdm_decode(model, p, noise_mode="gauss")
 
 
 def test_arm_decoder_keeps_clues_and_grammar(test4):
@@ -329,10 +367,11 @@ def test_margin_beats_vanilla_on_4x4(tmp_path, train4, test4):
     solves significantly more puzzles than a random order.
 
     Tuned by hand (300 steps of 128, other data seeds, 800 test puzzles): z(margin without
-    noise vs vanilla) was 15.3 and 6.7 for model seeds 0 and 3 (4.3-11 in nearby settings),
-    z(margin with the paper's Gumbel noise 0.5) 4.4 and 2.7 (0.4-5.9 in nearby settings):
-    the noise nearly randomises the order of a barely trained 4x4 model, so that one is
-    held to z > 1 only.
+    noise vs vanilla) was 15.3 and 6.7 for model seeds 0 and 3 (4.3-11 in nearby settings).
+    With these data (measured 2026-12-04), model seeds 0 and 3: z(margin without noise)
+    11.8 and 8.6; z(margin, Gumbel noise 0.5 on the log score, annealed, the default) 6.3
+    and 5.3; z(margin, the same noise on the probability score) 3.8 and 2.6, which nearly
+    randomises the order and is held to z > 1 only.
     """
     cfg = SudokuTrainConfig(kind="mdm", box=2, model="tiny", steps=300, batch_size=128,
                             lr=3e-3, min_lr=3e-4, warmup_steps=30, seed=0, device="cpu",
@@ -340,6 +379,8 @@ def test_margin_beats_vanilla_on_4x4(tmp_path, train4, test4):
     sm = train_sudoku(cfg, train4, tmp_path / "mdm", progress=False)
     res, decs = evaluate_sudoku(sm, test4, decoders=["vanilla", "margin", "margin-nonoise"],
                                 seed=0, batch_size=800)
+    flat, _ = evaluate_sudoku(sm, test4, decoders=["margin"], seed=0, batch_size=800,
+                              noise_mode="prob")
     v, m, m0 = res["vanilla"], res["margin"], res["margin-nonoise"]
     assert v["num"] == 800
     for d in decs.values():
@@ -348,7 +389,9 @@ def test_margin_beats_vanilla_on_4x4(tmp_path, train4, test4):
     z0 = two_proportion_z(m0["solved"], m0["num"], v["solved"], v["num"])
     z = two_proportion_z(m["solved"], m["num"], v["solved"], v["num"])
     assert z0 > 3, (v, m0)
-    assert z > 1, (v, m)
+    assert z > 3, (v, m)
+    mf = flat["margin"]
+    assert two_proportion_z(mf["solved"], mf["num"], v["solved"], v["num"]) > 1, (v, mf)
     # The adaptive order follows the solver's order more than the random one does.
     assert m0["order_spearman_mean"] > v["order_spearman_mean"] + 0.1
 
