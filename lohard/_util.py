@@ -78,7 +78,9 @@ def integer_array(values: Any, name: str) -> np.ndarray:
 
 
 def package_version() -> str:
-    """The installed lohard version (``0+unknown`` from a source tree never installed).
+    """The installed lohard version; from a source tree never installed (run with
+    ``PYTHONPATH=.``), the version in its ``pyproject.toml`` marked ``+src``, else
+    ``0+unknown``.
 
     Read from the package metadata here, not from ``lohard.__version__``, so that the
     helpers every layer uses do not import the package root.
@@ -88,7 +90,15 @@ def package_version() -> str:
     try:
         return version("lohard")
     except PackageNotFoundError:
+        pass
+    import re
+
+    try:
+        text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    except OSError:
         return "0+unknown"
+    m = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    return f"{m.group(1)}+src" if m else "0+unknown"
 
 
 def provenance(config: dict[str, Any] | None = None, seed: Any = None) -> dict[str, Any]:

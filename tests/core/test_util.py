@@ -72,3 +72,21 @@ def test_integer_array_refuses_to_truncate():
         integer_array([np.nan], "sigma")
     with pytest.raises(ValueError, match="sigma must hold integers"):
         integer_array([True, False], "sigma")
+
+
+def test_package_version_from_a_source_tree(monkeypatch):
+    """Run from a checkout with PYTHONPATH=. (as on the GPU machines), the version comes
+    from pyproject.toml, marked +src, not 0+unknown."""
+    import importlib.metadata as md
+    import re
+
+    from lohard._util import package_version
+
+    def missing(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(md, "version", missing)
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    want = re.search(r'^version\s*=\s*"([^"]+)"', (root / "pyproject.toml").read_text(),
+                     re.MULTILINE).group(1)
+    assert package_version() == f"{want}+src"
