@@ -8,6 +8,7 @@ import platform
 import tempfile
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,43 @@ def integer_array(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must hold integers, got {float(arr[bad].reshape(-1)[0])} "
                          f"among its entries")
     raise ValueError(f"{name} must hold integers, got an array of dtype {arr.dtype}")
+
+
+@contextmanager
+def heartbeat(label: str, *, every: float = 5.0, enabled: bool = True):
+    """Print ``<label>: still running (N s)`` on stderr every ``every`` seconds while the
+    block runs: progress for long library calls that have no natural progress bar.
+
+    The lines come from a daemon thread, so a call that holds the GIL for long (a Numba
+    kernel) delays them; calls that return to Python now and then do not.
+    """
+    if not enabled:
+        yield
+        return
+    import sys
+    import time
+
+    stop = threading.Event()
+    t0 = time.perf_counter()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            print(f"{label}: still running ({time.perf_counter() - t0:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def extra_hint(extra: str) -> str:
+    """How to install an optional extra, from PyPI and from a source checkout."""
+    return (f'install it with `pip install "lohard[{extra}]"`, or `pip install -e ".[{extra}]"` '
+            "from a source checkout")
 
 
 def package_version() -> str:

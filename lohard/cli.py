@@ -1,4 +1,4 @@
-"""Command-line interface: a thin layer over library calls.
+"""Command-line interface of lohard: one verb per figure, table or tool.
 
     lohard fig4 [--predicate nae --k 3 --m 3 --n 10000 ...]
     lohard thresholds --predicate nae --k 3 --m 3 [--cavity] [--json]
@@ -18,7 +18,48 @@ import logging
 import sys
 from contextlib import contextmanager
 
+from lohard import _argtypes as T
 from lohard._util import to_jsonable
+
+DESCRIPTION = """\
+lohard: where inference is hard in planted constraint satisfaction problems, and how the
+order in which a masked diffusion model (MDM) decodes avoids the hard parts (Kim et al.,
+ICML 2025).
+
+It runs belief propagation on planted CSPs, computes the Kesten-Stigum and cavity
+(d_sp, d_cond) thresholds, samples latent-and-observed (L&O) data with exact or BP
+posteriors, generates rated Sudoku puzzles, and trains and decodes small MDMs and ARMs
+(the torch extra). Degrees are d = (k-1) k P / N: the mean number of other variables
+that share a clause with a variable (NAE, k = m = 3: d_KS = 64)."""
+
+EPILOG = """\
+examples:
+  lohard fig4                        Figure 4: BP overlap from the truth and from a
+                                     random start, planted NAE-SAT, N = 10000 (minutes)
+  lohard thresholds --predicate not-equal --m 5 --cavity
+                                     d_KS = 16, d_sp and d_cond (~13.23) of 5-colouring
+  lohard table1 --scale cpu          Table 1 on a CPU: vanilla vs adaptive MDM decoding
+  lohard sudoku generate --n 1000 --out easy.npz
+                                     1000 rated easy 9x9 Sudoku puzzles
+
+Every command takes --help. An error prints one line and exits with status 2;
+--debug (anywhere on the line) shows the Python traceback instead. Ctrl-C exits with
+status 130 and says what was kept."""
+
+#: What an interrupted command leaves behind, and how to continue (Ctrl-C message).
+RESUME_HINTS = {
+    "fig4": "finished (degree, instance) cells are kept; rerun the same command to continue",
+    "thresholds": "finished cavity results are cached; rerun the same command to continue",
+    "window": "finished cavity results are cached; rerun the same command to continue",
+    "train-mdm": "the last checkpoint (every --ckpt-every steps) is kept; rerun with "
+                 "--resume to continue",
+    "table1": "checkpoints and finished evaluations are kept; rerun the same command to "
+              "continue",
+    "fig2": "the trained models are kept; rerun the same command to start the "
+            "measurement again",
+    "sudoku": "finished chunks, checkpoints and evaluations are kept; rerun the same "
+              "command to continue",
+}
 
 
 def _predicate_args(p: argparse.ArgumentParser, k_default=None, m_default=None) -> None:
@@ -35,15 +76,22 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
     from lohard.predicates import predicate_by_name
 
     pred = predicate_by_name(args.predicate, k=args.k, m=args.m)
-    if args.degrees:
+    if args.degrees is not None:
         try:
             degrees = [float(x) for x in args.degrees.split(",") if x.strip()]
         except ValueError as err:
             raise ValueError(f"--degrees must be comma-separated numbers, got "
                              f"{args.degrees!r}") from err
+        # P = d N / ((k-1) k) clauses, each stored as k variable indices. (Fig4Config
+        # refuses an empty list, NaN and negative degrees.)
+        max_clauses = 10**8
+        top = max_clauses * (pred.k - 1) * pred.k / args.n
+        bad = [d for d in degrees if d > top]
+        if bad:
+            raise ValueError(f"--degrees: a degree d = (k-1) k P / N must give at most "
+                             f"P = {max_clauses:.0e} clauses (d <= {top:.4g} at N = {args.n}), "
+                             f"got {bad[0]:g}")
     else:
-        if args.points < 1:
-            raise ValueError(f"--points must be >= 1 degree, got {args.points}")
         import numpy as np
 
         if args.predicate != "nae" or (pred.k, pred.m) != (3, 3):
@@ -119,14 +167,42 @@ def thresholds_dict(pred, *, cavity: bool = False, seed: int = 0) -> dict:
 def _cmd_thresholds(args: argparse.Namespace) -> int:
     from lohard.predicates import predicate_by_name
 
-    pred = predicate_by_name(args.predicate, k=args.k, m=args.m)
+    pred = predicate_by_name(args.predicate, k=args.k, m=args.m, allow_large=args.allow_large)
     out = thresholds_dict(pred, cavity=args.cavity, seed=args.seed)
     if args.json:
         print(json.dumps(to_jsonable(out), indent=2))
     else:
-        for key, val in out.items():
-            print(f"{key:>22}: {val}")
+        print("\n".join(_report_lines(to_jsonable(out))))
     return 0
+
+
+def _report_lines(obj: dict, indent: int = 0) -> list[str]:
+    """A nested report as aligned ``key: value`` lines: numbers to 6 digits, nested
+    dicts indented after the scalars, long lists shortened to their ends and lists of
+    records to their count (``--json`` prints everything)."""
+
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.6g}"
+        if isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v):
+            return f"({len(v)} records; see --json)"
+        if isinstance(v, list):
+            items = [fmt(x) for x in v]
+            if len(items) > 6:
+                return f"[{', '.join(items[:3])}, ..., {items[-1]}] ({len(items)} values)"
+            return f"[{', '.join(items)}]"
+        return str(v)
+
+    width = max((len(str(k)) for k in obj), default=0)
+    lines = []
+    # Scalars first (the thresholds), then the nested diagnostics.
+    for key, val in sorted(obj.items(), key=lambda kv: isinstance(kv[1], dict)):
+        if isinstance(val, dict):
+            lines.append(f"{' ' * indent}{key}:")
+            lines += _report_lines(val, indent + 2)
+        else:
+            lines.append(f"{' ' * indent}{str(key):>{width}}: {fmt(val)}")
+    return lines
 
 
 def _parse_presets(text: str) -> tuple:
@@ -143,8 +219,10 @@ def _parse_presets(text: str) -> tuple:
 
 def _say_needs_torch(command: str) -> int:
     """Tell the user that ``command`` needs the torch extra; the exit status 2."""
-    print(f"lohard {command}: error: this command needs PyTorch; install it with "
-          "`pip install lohard[torch]`", file=sys.stderr)
+    from lohard._util import extra_hint
+
+    print(f"lohard {command}: error: this command needs PyTorch; {extra_hint('torch')}",
+          file=sys.stderr)
     return 2
 
 
@@ -214,28 +292,45 @@ def _cmd_fig2(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lohard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lohard", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     from lohard import __version__
 
     parser.add_argument("--version", action="version", version=f"lohard {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("fig4", help="reproduce Figure 4: BP overlap from truth vs random start")
+    p = sub.add_parser(
+        "fig4", help="reproduce Figure 4: BP overlap from truth vs random start",
+        description="Figure 4 of the paper: on planted instances with N variables, run BP "
+                    "from the planted assignment and from a random start at each degree "
+                    "d = (k-1) k P / N, and plot the overlap with the planted assignment "
+                    "(the largest colour agreement over colour permutations, rescaled so "
+                    "that 0 is chance and 1 is exact). Below d_KS the random start stays "
+                    "at 0; the ground-truth curve shows where a good solution exists. The "
+                    "d_KS line is analytic; d_sp and d_cond are drawn when the cavity "
+                    "thresholds are cached (lohard thresholds --cavity). Writes "
+                    "<out>/fig4_overlap.{png,csv,json}; resumable.")
     _predicate_args(p)
-    p.add_argument("-n", "--n", type=int, default=10_000,
+    p.add_argument("-n", "--n", type=T.integer(10), default=10_000,
                    help="number of variables N (default 10000)")
     p.add_argument("--degrees", default=None,
                    help="comma-separated degrees d = (k-1)kP/N (default: --points evenly "
                         "spaced degrees, on [40, 82] for nae with k = m = 3 and on "
                         "[0.6 d_KS, 1.3 d_KS] for other predicates, [60/13, 10] if d_KS is "
                         "infinite or undefined)")
-    p.add_argument("--points", type=int, default=15,
+    p.add_argument("--points", type=T.POSITIVE, default=15,
                    help="number of degree points when --degrees is not given (default 15)")
-    p.add_argument("--seeds", type=int, default=2, help="instances per degree (default 2)")
-    p.add_argument("--max-iter", type=int, default=120, help="BP sweeps per run (default 120)")
-    p.add_argument("--damping", type=float, default=0.3, help="BP damping in [0, 1)")
-    p.add_argument("--seed", type=int, default=2025, help="root seed (default 2025)")
-    p.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
+    p.add_argument("--seeds", type=T.POSITIVE, default=2,
+                   help="instances per degree (default 2)")
+    p.add_argument("--max-iter", type=T.POSITIVE, default=120,
+                   help="BP sweeps per run (default 120)")
+    p.add_argument("--damping", type=T.real(0, 1, high_open=True), default=0.3,
+                   help="BP damping in [0, 1): new message = (1 - damping) update + damping "
+                        "old (default 0.3)")
+    p.add_argument("--seed", type=T.SEED, default=2025, help="root seed (default 2025)")
+    p.add_argument("--jobs", type=T.JOBS, default=-1, help="parallel workers (-1: all cores)")
     p.add_argument("--backend", default="loky",
                    help="joblib backend: loky, threading, sequential, dask, ray")
     p.add_argument("--scheduler", default=None, help="dask/ray scheduler address")
@@ -244,14 +339,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_fig4)
 
-    p = sub.add_parser("thresholds", help="KS (and cavity) thresholds of a predicate")
+    p = sub.add_parser(
+        "thresholds", help="KS (and cavity) thresholds of a predicate",
+        description="Thresholds of the planted CSP of a predicate, as degrees d = (k-1) k P "
+                    "/ N: the Kesten-Stigum point d_KS = 1 / ((k-1) lambda^2), from the "
+                    "second eigenvalue lambda of the predicate's transfer matrix (above it "
+                    "BP from a random start recovers the planted assignment), and with "
+                    "--cavity the dynamical (d_sp) and condensation (d_cond) thresholds by "
+                    "population dynamics of the one-step replica-symmetry-breaking cavity "
+                    "equations (minutes; cached). Examples: nae k = m = 3: d_KS = 64; "
+                    "not-equal m = 5 (5-colouring): d_KS = 16, d_cond ~ 13.23.")
     _predicate_args(p)
     p.add_argument("--cavity", action="store_true",
                    help="also compute d_sp and d_cond by population dynamics (cached)")
-    p.add_argument("--seed", type=int, default=0, help="seed for population dynamics")
+    p.add_argument("--seed", type=T.SEED, default=0, help="seed for population dynamics")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--quiet", action="store_true",
                    help="no progress log lines on stderr during the cavity computation")
+    p.add_argument("--allow-large", action="store_true",
+                   help="build a predicate table above the 2 GiB size limit, and compute "
+                        "eigenvalues and d_KS above the 1e9-operation limit, instead of "
+                        "refusing")
     p.set_defaults(func=_cmd_thresholds)
 
     p = sub.add_parser(
@@ -277,20 +385,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "trained without it)")
     p.add_argument("--fig2-preset", help="the N-P preset that keeps a checkpoint at half its "
                                          "steps for lohard fig2 (default 10-110 at cpu scale)")
-    p.add_argument("--steps", type=int, help="optimiser steps per preset")
-    p.add_argument("--batch-size", type=int, help="training batch size")
-    p.add_argument("--lr", type=float, help="peak learning rate (cosine schedule)")
-    p.add_argument("--min-lr", type=float, help="final learning rate")
-    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps")
-    p.add_argument("--eval-size", type=int,
+    p.add_argument("--steps", type=T.POSITIVE, help="optimiser steps per preset")
+    p.add_argument("--batch-size", type=T.POSITIVE, help="training batch size")
+    p.add_argument("--lr", type=T.POSITIVE_REAL, help="peak learning rate (cosine schedule)")
+    p.add_argument("--min-lr", type=T.NONNEG_REAL, help="final learning rate")
+    p.add_argument("--warmup-steps", type=T.COUNT, help="linear warm-up steps")
+    p.add_argument("--eval-size", type=T.POSITIVE,
                    help="held-out sequences of each loss evaluation (default 512)")
-    p.add_argument("--num-samples", type=int, help="generated sequences per sampler")
-    p.add_argument("--sample-steps", type=int, help="reverse steps T (default 50)")
-    p.add_argument("--oracle-samples", type=int, help="sequences per exact-oracle order")
+    p.add_argument("--num-samples", type=T.integer(2), help="generated sequences per sampler")
+    p.add_argument("--sample-steps", type=T.POSITIVE, help="reverse steps T (default 50)")
+    p.add_argument("--oracle-samples", type=T.POSITIVE, help="sequences per exact-oracle order")
     p.add_argument("--variants", help="comma-separated samplers: vanilla, top-prob, margin, "
                                       "top-prob+gumbel, margin+gumbel, exact-oracle")
-    p.add_argument("--seed", type=int, help="training root seed (default 0)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--seed", type=T.SEED, help="training root seed (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                   help="auto: CUDA when present")
     p.add_argument("--work-dir", help="run folders (default runs/table1_<scale>)")
     p.add_argument("--out-dir", help="output folder (default figures/)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -310,14 +419,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="measure this run instead of the Table 1 model")
     p.add_argument("--proxy-checkpoint", help="with --checkpoint: the longer-trained proxy")
     p.add_argument("--work-dir", help="the Table 1 run folders (default runs/table1_<scale>)")
-    p.add_argument("--steps", type=int,
+    p.add_argument("--steps", type=T.POSITIVE,
                    help="the Table 1 run's steps per preset, if not the scale's default")
     p.add_argument("--ells", help="comma-separated l values (default 1..N-1)")
-    p.add_argument("--masks-per-l", type=int, help="masks per l (default 1000, the paper's)")
+    p.add_argument("--masks-per-l", type=T.POSITIVE, help="masks per l (default 1000, the paper's)")
     p.add_argument("--no-bp", action="store_true", help="skip the BP reference")
-    p.add_argument("--seed", type=int, help="data and mask seed (default 0)")
-    p.add_argument("--workers", type=int, help="posterior processes (0: all cores)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--seed", type=T.SEED, help="data and mask seed (default 0)")
+    p.add_argument("--workers", type=T.COUNT, help="posterior processes (0: all cores)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                   help="auto: CUDA when present")
     p.add_argument("--out-dir", help="output folder (default figures/)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -371,21 +481,78 @@ def _progress_log(enabled: bool):
         logger.setLevel(old_level)
 
 
+def _verb_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The deepest subcommand parser named on the line (for its own usage line)."""
+    current = parser
+    for word in argv:
+        subs = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            if word.startswith("-"):
+                continue
+            break
+        current = subs[0].choices[word]
+    return current
+
+
+def _verb_name(args: argparse.Namespace) -> str:
+    sub = getattr(args, "sudoku_command", None)
+    return f"{args.command} {sub}" if args.command == "sudoku" and sub else str(args.command)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "_needs_torch", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        # argparse reports a bad option itself (usage, one line, exit status 2) and
+        # --help / --version exit 0; both become return values here.
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "_needs_torch", False):
+            _verb_parser(parser, argv).error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    verb = _verb_name(args)
     show_log = args.command in LOGGED_COMMANDS and not getattr(args, "quiet", False)
     try:
         with _progress_log(show_log):
             return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError) as err:  # OSError: e.g. an unwritable output
-        print(f"lohard {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        hint = RESUME_HINTS.get(args.command, "outputs are written atomically, so nothing "
+                                "is left half-written")
+        print(f"\nlohard {verb}: interrupted; {hint}", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 -- the one error path of the CLI
+        if debug:
+            raise
+        print(f"lohard {verb}: error: {_describe(err)}", file=sys.stderr)
+        expected = (ValueError, TypeError, OSError, ArithmeticError, MemoryError, ImportError)
+        return 2 if isinstance(err, expected) else 1
+
+
+def _describe(err: BaseException) -> str:
+    """One line for an exception: its message, with a hint for the cases that need one."""
+    from lohard._util import extra_hint
+
+    msg = str(err) or type(err).__name__
+    if isinstance(err, MemoryError):
+        return ("out of memory" + (f" ({msg})" if str(err) else "") + "; try a smaller size "
+                "(the command's --help names the sizes)")
+    if isinstance(err, ModuleNotFoundError) and err.name:
+        extra = {"torch": "torch", "dask": "dask", "distributed": "dask",
+                 "ray": "ray"}.get(err.name.split(".")[0])
+        if extra:
+            return f"this needs the optional package {err.name!r}; {extra_hint(extra)}"
+        return f"the Python package {err.name!r} is not installed"
+    if isinstance(err, (ValueError, TypeError, OSError, ArithmeticError, ImportError)):
+        return msg
+    return (f"internal error ({type(err).__name__}: {msg}); rerun with --debug for the "
+            "traceback and please report it")
 
 
 if __name__ == "__main__":

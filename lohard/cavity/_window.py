@@ -30,7 +30,8 @@ def _check_latents(n_latent, k: int) -> int:
 
 def check_window_sizes(predicate: Predicate, n_latent: int,
                        n_observations: int | None = None) -> tuple[int, int]:
-    """Validated (N, P) of :func:`hardness_window`: N >= k, P >= 1 and gamma P > 0.
+    """Validated (N, P) of :func:`hardness_window`: N >= k, 1 <= P <= N!/(N-k)! and
+    gamma P > 0.
 
     P defaults to the falling factorial N (N-1) ... (N-k+1) of Ex. 3.2.
     """
@@ -43,6 +44,10 @@ def check_window_sizes(predicate: Predicate, n_latent: int,
         if p_obs < 1:
             raise ValueError(f"P must be >= 1 observations (the masking problem's clauses are "
                              f"the unmasked satisfied observations), got P = {p_obs}")
+        if p_obs > math.perm(n, k):
+            raise ValueError(f"P = {p_obs} observations exceed the N!/(N-k)! = "
+                             f"{math.perm(n, k)} ordered k-subsets of N = {n} latents (one "
+                             f"observation per ordered k-subset, Ex. 3.2)")
     if not predicate.gamma * p_obs > 0:
         raise ValueError(f"need gamma P > 0 expected satisfied observations, got gamma = "
                          f"{predicate.gamma}, P = {p_obs}")

@@ -11,6 +11,7 @@ import logging
 import math
 import sys
 
+from lohard import _argtypes as T
 from lohard._util import to_jsonable
 
 
@@ -26,15 +27,18 @@ def register(subparsers) -> None:
     p.add_argument("--predicate", default="nae", help="nae, not-equal/colouring or xor")
     p.add_argument("-k", "--k", type=int, default=None, help="arity k")
     p.add_argument("-m", "--m", type=int, default=None, help="number of colours m")
-    p.add_argument("-n", "--n", "--latents", dest="latents", type=int, required=True,
+    p.add_argument("-n", "--n", "--latents", dest="latents", type=T.integer(2), required=True,
                    help="number of latents N")
-    p.add_argument("--observations", type=int, default=None,
+    p.add_argument("--observations", type=T.POSITIVE, default=None,
                    help="number of observation tokens P (default: N (N-1)...(N-k+1))")
-    p.add_argument("--d-cond", type=float, default=None,
+    p.add_argument("--d-cond", type=T.POSITIVE_REAL, default=None,
                    help="condensation degree (default: computed by thresholds_report, cached)")
-    p.add_argument("--alpha", type=float, nargs="*", default=[],
+    p.add_argument("--alpha", type=T.real(0, 1), nargs="*", default=[],
                    help="mask fractions at which to report the probability of the window")
-    p.add_argument("--seed", type=int, default=0, help="seed of the cavity computation")
+    p.add_argument("--seed", type=T.SEED, default=0, help="seed of the cavity computation")
+    p.add_argument("--allow-large", action="store_true",
+                   help="build a predicate table above the 2 GiB size limit, and compute d_KS "
+                        "above the 1e9-operation limit, instead of refusing")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--quiet", action="store_true",
                    help="no progress log lines on stderr while d_cond is computed")
@@ -54,7 +58,7 @@ def _window_checked(args: argparse.Namespace) -> int:
     from lohard.cavity._window import _check_alpha, check_window_sizes
     from lohard.predicates import predicate_by_name
 
-    pred = predicate_by_name(args.predicate, k=args.k, m=args.m)
+    pred = predicate_by_name(args.predicate, k=args.k, m=args.m, allow_large=args.allow_large)
     # Check the cheap inputs before a possibly long cavity computation.
     check_window_sizes(pred, args.latents, args.observations)
     _check_alpha(args.alpha)
@@ -98,7 +102,12 @@ def _window_checked(args: argparse.Namespace) -> int:
         if empty:
             print(f"hard window: empty ({why})")
         else:
-            print(f"hard window: {w['alpha_lo']:.10f} < alpha < {w['alpha_hi']:.10f}")
+            # Near alpha = 1 at large N the two ends differ far below 1e-10: print the
+            # unmasked shares 1 - alpha too, which keep their significant digits.
+            lo, hi = w["alpha_lo"], w["alpha_hi"]
+            digits = max(10, math.ceil(-math.log10(hi - lo)) + 3)
+            print(f"hard window: {lo:.{digits}f} < alpha < {hi:.{digits}f} (unmasked share "
+                  f"1 - alpha between {1 - hi:.4g} and {1 - lo:.4g})")
         for a, pa in probs.items():
             print(f"P(mask in window | alpha = {a}) = {pa:.4g}")
     return 0

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lohard._limits import check_bytes, sci
 from lohard._util import RNGLike, as_generator, atomic_write, provenance, read_npz
 from lohard.predicates import Predicate
 
@@ -252,7 +253,7 @@ class LODistribution:
         inside = self._slab_inside(x)
         return np.stack([1.0 - inside, inside], axis=-1).astype(np.float64)
 
-    def sample(self, n: int, *, rng: RNGLike = None) -> np.ndarray:
+    def sample(self, n: int, *, rng: RNGLike = None, allow_large: bool = False) -> np.ndarray:
         """Draw ``n`` token sequences.
 
         Parameters
@@ -261,6 +262,8 @@ class LODistribution:
             Number of sequences.
         rng : Generator, int or None
             The seed fully determines the output.
+        allow_large : bool
+            Allocate the output even above ``lohard._limits.MAX_BYTES`` (else ValueError).
 
         Returns
         -------
@@ -269,6 +272,11 @@ class LODistribution:
         if int(n) != n or n < 0:
             raise ValueError(f"number of samples must be an integer >= 0, got {n}")
         n = int(n)
+        L = self.length
+        check_bytes(f"n = {sci(n)} sequences (--num) of length L = {sci(L)} make an n x L "
+                    f"int64 array of {sci(n * L)} entries", 8 * n * L,
+                    advice="draw fewer sequences, or draw them in batches", action="draw them",
+                    allow_large=allow_large)
         gen = as_generator(rng)
         N, P = self.n_latent, self.n_obs
         out = np.empty((n, self.length), dtype=np.int64)
@@ -482,7 +490,7 @@ def _check_count(n_obs, name: str = "P") -> int:
 
 
 def distinct_subsets(n_latent: int, k: int, n_obs: int, *, ordered: bool,
-                     rng: RNGLike = None) -> np.ndarray:
+                     rng: RNGLike = None, allow_large: bool = False) -> np.ndarray:
     """Draw ``n_obs`` distinct k-subsets of {0..N-1} uniformly without replacement.
 
     Parameters
@@ -492,6 +500,9 @@ def distinct_subsets(n_latent: int, k: int, n_obs: int, *, ordered: bool,
         Ordered k-tuples of distinct latents (N!/(N-k)! of them), or unordered
         k-subsets (C(N, k), each returned sorted).
     rng : Generator, int or None
+    allow_large : bool
+        Allocate the random keys of the rejection sampler (2 P x N float64) even
+        above ``lohard._limits.MAX_BYTES`` (else ValueError).
 
     Returns
     -------
@@ -509,6 +520,10 @@ def distinct_subsets(n_latent: int, k: int, n_obs: int, *, ordered: bool,
         gen_fn = itertools.permutations if ordered else itertools.combinations
         allsub = np.array(list(gen_fn(range(n_latent), k)), dtype=np.int64).reshape(total, k)
         return allsub[np.sort(gen.choice(total, size=n_obs, replace=False))]
+    check_bytes(f"drawing P = {sci(n_obs)} distinct k-subsets of N = {sci(n_latent)} latents "
+                "by rejection needs a 2P x N float64 array of random keys",
+                16 * n_obs * n_latent, advice="lower P (--n-obs) or N (--n)",
+                action="draw them", allow_large=allow_large)
     seen: set[tuple[int, ...]] = set()
     rows: list[tuple[int, ...]] = []
     while len(rows) < n_obs:
@@ -525,7 +540,8 @@ def distinct_subsets(n_latent: int, k: int, n_obs: int, *, ordered: bool,
 
 # -- families -------------------------------------------------------------------------------
 def sparse_predicate(n_latent: int, predicate: Predicate, n_obs: int | None = None, *,
-                     prior=None, permutation=None, rng: RNGLike = None) -> LODistribution:
+                     prior=None, permutation=None, rng: RNGLike = None,
+                     allow_large: bool = False) -> LODistribution:
     """Sparse predicate observations (Ex. 3.2): o_S = g(x_S) for ordered k-subsets S.
 
     Parameters
@@ -544,6 +560,9 @@ def sparse_predicate(n_latent: int, predicate: Predicate, n_obs: int | None = No
         Positions of the tokens (pi); identity puts the latents first.
     rng : Generator, int or None
         Randomness of the structure (subsets, permutation).
+    allow_large : bool
+        Build the (P, k) scopes even above ``lohard._limits.MAX_BYTES`` (else
+        ValueError).
 
     Returns
     -------
@@ -551,12 +570,22 @@ def sparse_predicate(n_latent: int, predicate: Predicate, n_obs: int | None = No
     """
     k, m = predicate.k, predicate.m
     _check_nk(n_latent, k)
+    check_bytes(f"the observation table has m^k = {m}^{k} = {sci(m**k)} rows of 2 float64 "
+                "probabilities", 16 * m**k, advice="lower k or m", action="build it",
+                allow_large=allow_large)
     gen = as_generator(rng)
     if n_obs is None:
-        scopes = np.array(list(itertools.permutations(range(n_latent), k)),
-                          dtype=np.int64).reshape(-1, k)
+        p = math.perm(n_latent, k)
+        check_bytes(f"the default P = N!/(N-k)! = {sci(p)} observations (every ordered k-subset "
+                    f"of N = {sci(n_latent)} latents, k = {k}) make a P x k int64 scope array",
+                    8 * k * p, advice="give a smaller P with --n-obs (n_obs)",
+                    action="build it", allow_large=allow_large)
+        # fromiter, not a list of tuples: the list took ten times the array's memory.
+        flat = itertools.chain.from_iterable(itertools.permutations(range(n_latent), k))
+        scopes = np.fromiter(flat, dtype=np.int64, count=p * k).reshape(p, k)
     else:
-        scopes = distinct_subsets(n_latent, k, n_obs, ordered=True, rng=gen)
+        scopes = distinct_subsets(n_latent, k, n_obs, ordered=True, rng=gen,
+                                  allow_large=allow_large)
     g = predicate.table.reshape(-1).astype(np.float64)
     tables = np.stack([1.0 - g, g], axis=1)[None]
     p = scopes.shape[0]
@@ -569,7 +598,7 @@ def sparse_predicate(n_latent: int, predicate: Predicate, n_obs: int | None = No
 
 
 def noisy_parity(n_latent: int, n_obs: int, k: int, eta: float, *, permutation=None,
-                 rng: RNGLike = None) -> LODistribution:
+                 rng: RNGLike = None, allow_large: bool = False) -> LODistribution:
     """Noisy sparse parity observations (Ex. B.1).
 
     Each z^(j) is a uniform random k-sparse vector in {0,1}^N (drawn independently
@@ -581,8 +610,8 @@ def noisy_parity(n_latent: int, n_obs: int, k: int, eta: float, *, permutation=N
         N binary latents, P observations, sparsity k <= N.
     eta : float in [0, 1/2)
         Flip probability.
-    permutation, rng
-        As in :func:`sparse_predicate`.
+    permutation, rng, allow_large
+        As in :func:`sparse_predicate` (here the P x N random keys are checked).
 
     Returns
     -------
@@ -594,9 +623,19 @@ def noisy_parity(n_latent: int, n_obs: int, k: int, eta: float, *, permutation=N
     eta = float(eta)
     if not 0.0 <= eta < 0.5:
         raise ValueError(f"eta must lie in [0, 1/2), got {eta}")
+    check_bytes(f"drawing the supports of P = {sci(n_obs)} parities on N = {sci(n_latent)} "
+                "latents needs a P x N float64 array of random keys",
+                8 * n_obs * n_latent, advice="lower P (--n-obs) or N (--n)", action="draw them",
+                allow_large=allow_large)
+    check_bytes(f"the noisy-parity table has 2^k = {sci(2**k)} rows (k = {k}) of 2 float64 "
+                "probabilities", 16 * 2**k, advice="lower k", action="build it",
+                allow_large=allow_large)
     gen = as_generator(rng)
     scopes = np.sort(np.argsort(gen.random((n_obs, n_latent)), axis=1)[:, :k], axis=1)
-    parity = np.indices((2,) * k).reshape(k, -1).sum(axis=0) % 2
+    # The parity of every code's bits, doubled slot by slot (np.indices takes k 2^k int64).
+    parity = np.zeros(1, dtype=np.int64)
+    for _ in range(k):
+        parity = np.concatenate([parity, 1 - parity])
     tables = np.where(parity[:, None] == np.arange(2)[None, :], 1.0 - eta, eta)[None]
     return LODistribution(
         n_latent=n_latent, m=2, prior=np.full(2, 0.5), kind=KIND_TABLE, n_obs_values=2,
@@ -607,7 +646,7 @@ def noisy_parity(n_latent: int, n_obs: int, k: int, eta: float, *, permutation=N
 
 
 def random_slab(n_latent: int, n_obs: int, beta: float, *, permutation=None,
-                rng: RNGLike = None) -> LODistribution:
+                rng: RNGLike = None, allow_large: bool = False) -> LODistribution:
     r"""Random slab observations (Ex. B.4): :math:`o_j = 1[|\langle z_j, 2x-1\rangle| \le
     \beta\sqrt N]` with z_j i.i.d. standard Gaussian in R^N and uniform binary latents.
 
@@ -616,13 +655,17 @@ def random_slab(n_latent: int, n_obs: int, beta: float, *, permutation=None,
     n_latent, n_obs : int
     beta : float > 0
         Slab width. Each observation is 1 with probability 2 Phi(beta) - 1 + O(1/N).
-    permutation, rng
-        As in :func:`sparse_predicate`.
+    permutation, rng, allow_large
+        As in :func:`sparse_predicate` (here the P x N directions are checked).
     """
     _check_nk(n_latent, 1)
     n_obs = _check_count(n_obs)
     if not float(beta) > 0:
         raise ValueError(f"slab width beta must be > 0, got {beta}")
+    check_bytes(f"the slab directions z of P = {sci(n_obs)} observations on N = "
+                f"{sci(n_latent)} latents make a P x N float64 array", 8 * n_obs * n_latent,
+                advice="lower P (--n-obs) or N (--n)", action="draw them",
+                allow_large=allow_large)
     gen = as_generator(rng)
     z = gen.standard_normal((n_obs, n_latent))
     return LODistribution(
@@ -633,7 +676,7 @@ def random_slab(n_latent: int, n_obs: int, beta: float, *, permutation=None,
 
 
 def nae_sat(n_latent: int, n_obs: int, *, trailing_token: bool = False, permutation=None,
-            rng: RNGLike = None) -> LODistribution:
+            rng: RNGLike = None, allow_large: bool = False) -> LODistribution:
     """L&O-NAE-SAT (Sec. 3.3, App. C.2): o_j = NAE(x_a, x_b, x_c) for P fixed random triples.
 
     Parameters
@@ -644,7 +687,7 @@ def nae_sat(n_latent: int, n_obs: int, *, trailing_token: bool = False, permutat
         for the distribution (NAE is symmetric, so their order does not matter).
     trailing_token : bool
         Append the constant token of App. C.2.1 (value 2, one past the bits).
-    permutation, rng
+    permutation, rng, allow_large
         As in :func:`sparse_predicate`.
 
     Notes
@@ -654,7 +697,8 @@ def nae_sat(n_latent: int, n_obs: int, *, trailing_token: bool = False, permutat
     """
     _check_nk(n_latent, 3)
     gen = as_generator(rng)
-    scopes = distinct_subsets(n_latent, 3, n_obs, ordered=False, rng=gen)
+    scopes = distinct_subsets(n_latent, 3, n_obs, ordered=False, rng=gen,
+                              allow_large=allow_large)
     g = Predicate.nae(3, 2).table.reshape(-1).astype(np.float64)
     p = scopes.shape[0]
     return LODistribution(

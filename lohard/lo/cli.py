@@ -10,7 +10,8 @@ import warnings
 
 import numpy as np
 
-from lohard._util import atomic_write_json, provenance, to_jsonable
+from lohard import _argtypes as T
+from lohard._util import atomic_write_json, heartbeat, provenance, to_jsonable
 from lohard.bp import BPConvergenceWarning
 from lohard.lo._distribution import (
     load_samples,
@@ -33,24 +34,35 @@ def register(subparsers) -> None:
         "sample", help="draw L&O samples to an .npz file",
         description="Draw token sequences from an L&O distribution and save them, with the "
                     "distribution's structure, seed and version, to an .npz file.")
-    sp.add_argument("family", choices=FAMILIES)
-    sp.add_argument("-n", "--n", "--n-latent", dest="n_latent", type=int, required=True,
-                    help="number of latents N")
-    sp.add_argument("--n-obs", type=int, default=None,
+    sp.add_argument("family", choices=FAMILIES,
+                    help="the L&O family: sparse-predicate (Ex. 3.2: one observation g(x_S) "
+                         "per ordered k-subset S), nae-sat (L&O-NAE-SAT of Table 1), "
+                         "noisy-parity (Ex. B.1) or slab (Ex. B.4)")
+    sp.add_argument("-n", "--n", "--n-latent", dest="n_latent", type=T.POSITIVE,
+                    required=True, help="number of latents N")
+    sp.add_argument("--n-obs", type=T.POSITIVE, default=None,
                     help="number of observations P (sparse-predicate: default all ordered "
                          "k-subsets)")
-    sp.add_argument("--num", type=int, required=True, help="number of sequences")
+    sp.add_argument("--num", type=T.POSITIVE, required=True, help="number of sequences")
     sp.add_argument("--out", required=True, help="output .npz path")
-    sp.add_argument("--seed", type=int, default=0,
+    sp.add_argument("--seed", type=T.SEED, default=0,
                     help="seed of the structure and the samples (default 0)")
     sp.add_argument("--predicate", default="nae", help="sparse-predicate: nae, not-equal, xor")
     sp.add_argument("-k", "--k", type=int, default=None, help="arity (predicate, parity sparsity)")
     sp.add_argument("-m", "--m", type=int, default=None, help="sparse-predicate: latent alphabet")
-    sp.add_argument("--eta", type=float, default=0.1, help="noisy-parity: flip probability")
-    sp.add_argument("--beta", type=float, default=1.0, help="slab: width")
+    sp.add_argument("--eta", type=T.real(0, 0.5, high_open=True), default=0.1,
+                    help="noisy-parity: flip probability eta in [0, 1/2) (default 0.1)")
+    sp.add_argument("--beta", type=T.POSITIVE_REAL, default=1.0,
+                    help="slab: width (default 1)")
     sp.add_argument("--trailing-token", action="store_true",
                     help="nae-sat: append the constant token of App. C.2.1")
-    sp.add_argument("--permutation", choices=("identity", "random"), default="identity")
+    sp.add_argument("--permutation", choices=("identity", "random"), default="identity",
+                    help="the permutation pi of positions (Def. 3.1): identity puts the N "
+                         "latents first, random shuffles latents and observations "
+                         "(default identity)")
+    sp.add_argument("--allow-large", action="store_true",
+                    help="build arrays above the 2 GiB size limit (predicate table, scopes, "
+                         "the --num x L samples) instead of refusing")
     sp.add_argument("--json", action="store_true", help="print a JSON summary")
     sp.set_defaults(func=_cmd_sample)
 
@@ -60,17 +72,27 @@ def register(subparsers) -> None:
                     "position; prints the mean log-probability of the true values and the "
                     "accuracy of the argmax, split by latent/observed positions.")
     pp.add_argument("file", help=".npz written by `lohard sample`")
-    pp.add_argument("--method", choices=("auto", "exact", "bp"), default="auto")
+    pp.add_argument("--method", choices=("auto", "exact", "bp"), default="auto",
+                    help="exact: enumerate the masked latents (per connected component); "
+                         "bp: belief propagation on the masked CSP; auto: exact when small "
+                         "enough (default)")
     pp.add_argument("--mask", choices=("protocol", "forward"), default="protocol",
                     help="protocol: App. C.2.1 with --ell; forward: q_{t|0} at --t")
-    pp.add_argument("--ell", type=int, default=None, help="masked latents (default N // 2)")
-    pp.add_argument("--t", type=float, default=0.5, help="forward-process time")
-    pp.add_argument("--schedule", choices=("linear", "cosine"), default="linear")
-    pp.add_argument("--limit", type=int, default=None,
+    pp.add_argument("--ell", type=T.COUNT, default=None,
+                    help="masked latents (default N // 2)")
+    pp.add_argument("--t", type=T.real(0, 1), default=0.5,
+                    help="forward-process time t in [0, 1]: each token is masked with "
+                         "probability 1 - alpha_t (default 0.5)")
+    pp.add_argument("--schedule", choices=("linear", "cosine"), default="linear",
+                    help="noise schedule alpha_t of --mask forward (default linear)")
+    pp.add_argument("--limit", type=T.POSITIVE, default=None,
                     help="use only the first LIMIT >= 1 sequences")
-    pp.add_argument("--seed", type=int, default=0, help="seed of the masks")
+    pp.add_argument("--seed", type=T.SEED, default=0, help="seed of the masks")
     pp.add_argument("--out", default=None, help="save probabilities and masks to this .npz")
-    pp.add_argument("--json", action="store_true", help="print a JSON summary")
+    pp.add_argument("--quiet", action="store_true",
+                    help="no 'still running' lines on stderr")
+    pp.add_argument("--json", action="store_true",
+                    help="print a JSON summary (no progress lines)")
     pp.set_defaults(func=_cmd_posterior)
 
 
@@ -80,25 +102,27 @@ def _build(args):
         if args.n_obs is None:
             raise ValueError("nae-sat needs --n-obs")
         return nae_sat(args.n_latent, args.n_obs, trailing_token=args.trailing_token,
-                       permutation=args.permutation, rng=rng)
+                       permutation=args.permutation, rng=rng, allow_large=args.allow_large)
     if args.family == "sparse-predicate":
-        pred = predicate_by_name(args.predicate, k=args.k, m=args.m)
+        pred = predicate_by_name(args.predicate, k=args.k, m=args.m,
+                                 allow_large=args.allow_large)
         return sparse_predicate(args.n_latent, pred, args.n_obs, permutation=args.permutation,
-                                rng=rng)
+                                rng=rng, allow_large=args.allow_large)
     if args.n_obs is None:
         raise ValueError(f"{args.family} needs --n-obs")
     if args.family == "noisy-parity":
         return noisy_parity(args.n_latent, args.n_obs, 3 if args.k is None else args.k,
-                            args.eta, permutation=args.permutation, rng=rng)
+                            args.eta, permutation=args.permutation, rng=rng,
+                            allow_large=args.allow_large)
     return random_slab(args.n_latent, args.n_obs, args.beta, permutation=args.permutation,
-                       rng=rng)
+                       rng=rng, allow_large=args.allow_large)
 
 
 def _cmd_sample(args) -> int:
     try:
         dist = _build(args)
         sample_rng = np.random.default_rng(np.random.SeedSequence(args.seed).spawn(2)[1])
-        tokens = dist.sample(args.num, rng=sample_rng)
+        tokens = dist.sample(args.num, rng=sample_rng, allow_large=args.allow_large)
     except ValueError as err:
         print(f"lohard sample: error: {err}", file=sys.stderr)
         return 2
@@ -145,7 +169,8 @@ def _cmd_posterior(args) -> int:
         with warnings.catch_warnings():
             # non-convergence is reported below, from Posterior.converged
             warnings.simplefilter("ignore", BPConvergenceWarning)
-            post = posterior(dist, tokens, mask, method=args.method)
+            with heartbeat("lohard posterior", enabled=not (args.json or args.quiet)):
+                post = posterior(dist, tokens, mask, method=args.method)
         elapsed = time.perf_counter() - start
     except ValueError as err:
         print(f"lohard posterior: error: {err}", file=sys.stderr)

@@ -165,7 +165,9 @@ def check_fits(config: MDMConfig, dist) -> None:
     """
     if config.max_seq_len < dist.length:
         raise ValueError(f"the model's max_seq_len = {config.max_seq_len} is shorter than the "
-                         f"data's sequence length L = {dist.length}; need max_seq_len >= L")
+                         f"data's sequence length L = {dist.length}; need max_seq_len >= L "
+                         f"(on the command line: --max-seq-len {dist.length}, or a larger "
+                         f"--config)")
     if config.vocab_size is not None and config.vocab_size < dist.vocab_size:
         raise ValueError(f"the model's vocab_size = {config.vocab_size} is smaller than the "
                          f"data's V = {dist.vocab_size} token values; need vocab_size >= V")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from contextlib import nullcontext
 
 import torch
@@ -77,7 +78,8 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
            schedule: str = "linear", k_mode: str = "deterministic",
            noise: str | None = None, noise_scale: float = DEFAULT_NOISE_SCALE,
            temperature: float = 1.0, batch_size: int = 1024,
-           generator: torch.Generator | int | None = None, amp: bool = True) -> torch.Tensor:
+           generator: torch.Generator | int | None = None, amp: bool = True,
+           progress: bool | str = False) -> torch.Tensor:
     r"""Generate (or infill) sequences with the MDM reverse process.
 
     The time grid is :math:`t_j = 1 - j/T`, j = 0..T (T = ``steps``). Going from
@@ -134,6 +136,8 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
         output is a function of the seed, ``batch_size`` and the device.
     amp : bool
         bf16 autocast of the model on CUDA (ignored on CPU).
+    progress : bool or str
+        A tqdm bar of the reverse steps on stderr (a string is its label).
 
     Returns
     -------
@@ -172,12 +176,22 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        n_batches = -(-x.shape[0] // int(batch_size))
+        bar = tqdm(total=n_batches * int(steps), unit="step", file=sys.stderr,
+                   desc=progress if isinstance(progress, str) else f"sample {sampler}")
     try:
         for lo in range(0, x.shape[0], batch_size):
             out[lo:lo + batch_size] = _sample_batch(
                 model, x[lo:lo + batch_size], sampler, int(steps), schedule, k_mode, noise,
-                float(noise_scale), float(temperature), gen, amp and device.type == "cuda")
+                float(noise_scale), float(temperature), gen, amp and device.type == "cuda",
+                bar)
     finally:
+        if bar is not None:
+            bar.close()
         if was_training:
             model.train()
     return out
@@ -223,13 +237,15 @@ def _initial(model, num, prompt, length, device) -> torch.Tensor:
 
 @torch.no_grad()
 def _sample_batch(model, x, sampler, steps, schedule, k_mode, noise, noise_scale, temperature,
-                  gen, use_amp) -> torch.Tensor:
+                  gen, use_amp, bar=None) -> torch.Tensor:
     device = x.device
     ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
     alphas = alpha(ts, schedule).tolist()
     alphas[0], alphas[-1] = 0.0, 1.0  # exact ends: alpha_1 = 0, alpha_0 = 1
     amp_ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
     for j in range(steps):
+        if bar is not None:
+            bar.update(1)
         a_t, a_s = alphas[j], alphas[j + 1]
         ratio = 1.0 if j == steps - 1 else min(1.0, max(0.0, (a_s - a_t) / (1.0 - a_t)))
         masked = x == model.mask_id

@@ -149,7 +149,8 @@ def _check_decode_opts(method, cells_per_step, noise_scale, temperature, batch_s
 def mdm_decode(model: MaskedDiffusionTransformer, puzzles, *, method: str = "margin",
                cells_per_step: int = 1, noise_scale: float = DEFAULT_NOISE_SCALE,
                temperature: float = 1.0, batch_size: int = 1024, seed: int = 0,
-               amp: bool = True, noise_mode: str = "log-annealed") -> SudokuDecode:
+               amp: bool = True, noise_mode: str = "log-annealed",
+               progress: bool | str = False) -> SudokuDecode:
     """Fill the blanks of Sudoku puzzles with an MDM, in a vanilla or adaptive order.
 
     Parameters
@@ -165,6 +166,8 @@ def mdm_decode(model: MaskedDiffusionTransformer, puzzles, *, method: str = "mar
         Coefficient c of the Gumbel noise on the adaptive scores (App. D.2: 0.5; 0: none).
     noise_mode : {"log-annealed", "prob"}
         Where the noise goes (module docstring).
+    progress : bool or str
+        A tqdm bar of the cells filled, on stderr (a string is its label).
     temperature : float
         Of the value draws over the digits (0: argmax).
     batch_size : int
@@ -194,15 +197,18 @@ def mdm_decode(model: MaskedDiffusionTransformer, puzzles, *, method: str = "mar
     t0 = time.perf_counter()
     was = model.training
     model.eval()
+    bar = _bar(progress, int((p_all == 0).sum()), f"decode {method}", "cell")
     try:
         for lo in range(0, M, batch_size):
             p = torch.from_numpy(p_all[lo:lo + batch_size]).to(device)
             g, st = _mdm_decode_batch(model, p, method, int(cells_per_step), float(noise_scale),
-                                      float(temperature), gen, use_amp, noise_mode)
+                                      float(temperature), gen, use_amp, noise_mode, bar)
             grids[lo:lo + batch_size] = g.cpu().numpy()
             steps[lo:lo + batch_size] = st.cpu().numpy()
     finally:
         model.train(was)
+        if bar is not None:
+            bar.close()
     solved = valid_solutions(grids, p_all, box=box)
     return SudokuDecode(method, grids, steps, solved, np.ones(M, bool),
                         time.perf_counter() - t0,
@@ -238,8 +244,20 @@ def noisy_scores(score: torch.Tensor, masked_share: torch.Tensor, noise_scale: f
     return score.clamp_min(1e-30).log() + noise_scale * masked_share[:, None] * g
 
 
+def _bar(progress, total: int, label: str, unit: str):
+    """A tqdm bar on stderr, or None (``progress`` False; a string is the label)."""
+    if not progress:
+        return None
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, file=sys.stderr,
+                desc=progress if isinstance(progress, str) else label)
+
+
 def _mdm_decode_batch(model, p, method, cells_per_step, noise_scale, temperature, gen,
-                      use_amp, noise_mode):
+                      use_amp, noise_mode, bar=None):
     device = p.device
     grid = p.clone()
     n_blank = (p == 0).sum(dim=1).clamp_min(1)
@@ -272,6 +290,8 @@ def _mdm_decode_batch(model, p, method, cells_per_step, noise_scale, temperature
         grid = torch.where(chosen, values, grid)
         steps = torch.where(chosen, j, steps)
         j += 1
+        if bar is not None:
+            bar.update(int(k.sum()))
     return grid, steps
 
 
@@ -296,7 +316,7 @@ def arm_prompts(puzzles, *, box: int = 3) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def arm_decode(model: PiLearner, puzzles, *, box: int | None = None, batch_size: int = 1024,
-               amp: bool = True) -> SudokuDecode:
+               amp: bool = True, progress: bool | str = False) -> SudokuDecode:
     """Generate the blank triples of Sudoku puzzles greedily with a triple ARM.
 
     Each generated slot is restricted to its token type (row, column or value by its
@@ -338,6 +358,8 @@ def arm_decode(model: PiLearner, puzzles, *, box: int | None = None, batch_size:
     was = model.training
     model.eval()
     out_tokens = np.zeros_like(tokens_all)
+    bar = _bar(progress, sum(length - int(prompt_all[lo:lo + batch_size].min())
+                             for lo in range(0, M, batch_size)), "decode arm", "token")
     try:
         for lo in range(0, M, batch_size):
             x = torch.from_numpy(tokens_all[lo:lo + batch_size]).to(device)
@@ -355,11 +377,15 @@ def arm_decode(model: PiLearner, puzzles, *, box: int | None = None, batch_size:
                 logits = logits.masked_fill(~allowed[t % 3], -math.inf)
                 pred = logits.argmax(dim=-1)
                 x[:, t] = torch.where(t >= pr, pred, x[:, t])
+                if bar is not None:
+                    bar.update(1)
             if bool(nan_seen):
                 raise FloatingPointError("the ARM gave NaN logits (non-finite weights or inputs)")
             out_tokens[lo:lo + batch_size] = x.cpu().numpy()
     finally:
         model.train(was)
+        if bar is not None:
+            bar.close()
     grids, ok = decode_arm_tokens(out_tokens, box=b)
     # A clue named again by a generated triple keeps the clue (decode_arm_tokens keeps the
     # first occurrence); the guard below makes that explicit.

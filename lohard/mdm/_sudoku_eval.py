@@ -176,7 +176,8 @@ def evaluate_sudoku(sm: SudokuModel, test: PuzzleSet, *, decoders=None,
     results, decodes = {}, {}
     for name in decoders:
         if sm.kind == "arm":
-            dec = arm_decode(sm.model, test.puzzles, box=test.box, batch_size=batch_size)
+            dec = arm_decode(sm.model, test.puzzles, box=test.box, batch_size=batch_size,
+                             progress=f"decode {sm.name}" if progress else False)
             dec.method = sm.name
         elif name in MDM_DECODERS or name.endswith("-nonoise"):
             base = name.removesuffix("-nonoise")
@@ -184,7 +185,8 @@ def evaluate_sudoku(sm: SudokuModel, test: PuzzleSet, *, decoders=None,
                              cells_per_step=cells_per_step,
                              noise_scale=0.0 if name.endswith("-nonoise") else noise_scale,
                              temperature=temperature, batch_size=batch_size, seed=seed,
-                             noise_mode=noise_mode)
+                             noise_mode=noise_mode,
+                             progress=f"decode {name}" if progress else False)
             dec.method = name
         elif name in BP_DECODERS:
             m = len(test) if bp_limit is None else min(len(test), int(bp_limit))

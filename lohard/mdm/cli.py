@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lohard import _argtypes as T
 from lohard._util import atomic_write_json, provenance, to_jsonable
 from lohard.mdm._config import MODEL_CONFIGS, TrainConfig
 from lohard.mdm._metrics import observation_correct
@@ -27,29 +28,48 @@ def register(subparsers) -> None:
     tp.add_argument("--dist", default=d.dist,
                     help="nae-sat-N-P (append -t for the App. C.2.1 trailing token) or a saved "
                          f"distribution .npz (default {d.dist})")
-    tp.add_argument("--dist-seed", type=int, default=d.dist_seed,
+    tp.add_argument("--dist-seed", type=T.SEED, default=d.dist_seed,
                     help="structure seed of nae-sat-N-P (default 0)")
     tp.add_argument("--config", default=d.model, choices=tuple(MODEL_CONFIGS),
                     help=f"model shape (default {d.model})")
-    tp.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps ({d.steps})")
-    tp.add_argument("--batch-size", type=int, default=d.batch_size)
-    tp.add_argument("--loss", choices=("elbo", "eq1"), default=d.loss)
-    tp.add_argument("--schedule", choices=("linear", "cosine"), default=d.schedule)
-    tp.add_argument("--lr", type=float, default=d.lr)
-    tp.add_argument("--min-lr", type=float, default=d.min_lr)
-    tp.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    tp.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    tp.add_argument("--grad-clip", type=float, default=d.grad_clip)
-    tp.add_argument("--max-seq-len", type=int, default=None,
-                    help="override the model's max_seq_len")
-    tp.add_argument("--seed", type=int, default=d.seed, help="root seed (default 0)")
-    tp.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
+    tp.add_argument("--steps", type=T.POSITIVE, default=d.steps,
+                    help=f"optimiser steps (default {d.steps})")
+    tp.add_argument("--batch-size", type=T.POSITIVE, default=d.batch_size,
+                    help=f"sequences per step, freshly sampled (default {d.batch_size})")
+    tp.add_argument("--loss", choices=("elbo", "eq1"), default=d.loss,
+                    help="elbo: the continuous-time ELBO, weight 1/t on each masked token "
+                         "(Prop. 2.1); eq1: Eq. (1), weight 1/|M| over uniform mask sizes "
+                         f"(default {d.loss})")
+    tp.add_argument("--schedule", choices=("linear", "cosine"), default=d.schedule,
+                    help="noise schedule alpha_t of the forward process: linear 1 - t or "
+                         f"cosine (default {d.schedule})")
+    tp.add_argument("--lr", type=T.POSITIVE_REAL, default=d.lr,
+                    help=f"peak AdamW learning rate, cosine decay (default {d.lr:g})")
+    tp.add_argument("--min-lr", type=T.NONNEG_REAL, default=d.min_lr,
+                    help=f"final learning rate (default {d.min_lr:g})")
+    tp.add_argument("--warmup-steps", type=T.COUNT, default=d.warmup_steps,
+                    help=f"linear warm-up steps (default {d.warmup_steps})")
+    tp.add_argument("--weight-decay", type=T.NONNEG_REAL, default=d.weight_decay,
+                    help=f"AdamW weight decay on the weight matrices (default {d.weight_decay:g})")
+    tp.add_argument("--grad-clip", type=T.POSITIVE_REAL, default=d.grad_clip,
+                    help=f"gradient norm clipping (default {d.grad_clip:g})")
+    tp.add_argument("--max-seq-len", type=T.POSITIVE, default=None,
+                    help="override the model's max_seq_len (needed when the distribution's "
+                         "length L exceeds the config's)")
+    tp.add_argument("--seed", type=T.SEED, default=d.seed, help="root seed (default 0)")
+    tp.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device,
+                    help="auto: CUDA when present")
     tp.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     tp.add_argument("--compile", action="store_true", help="torch.compile the model")
-    tp.add_argument("--eval-every", type=int, default=d.eval_every)
-    tp.add_argument("--eval-size", type=int, default=d.eval_size)
-    tp.add_argument("--log-every", type=int, default=d.log_every)
-    tp.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    tp.add_argument("--eval-every", type=T.POSITIVE, default=d.eval_every,
+                    help=f"steps between held-out loss evaluations (default {d.eval_every})")
+    tp.add_argument("--eval-size", type=T.POSITIVE, default=d.eval_size,
+                    help=f"held-out sequences per evaluation (default {d.eval_size})")
+    tp.add_argument("--log-every", type=T.POSITIVE, default=d.log_every,
+                    help=f"steps between log lines (default {d.log_every})")
+    tp.add_argument("--ckpt-every", type=T.COUNT, default=d.ckpt_every,
+                    help=f"steps between checkpoints, 0: only at the end (default "
+                         f"{d.ckpt_every})")
     tp.add_argument("--out", required=True, help="run folder")
     tp.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     tp.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,19 +85,29 @@ def register(subparsers) -> None:
     ep.add_argument("--samplers", default=",".join(PAPER_SAMPLERS),
                     help=f"comma-separated, from {', '.join(SAMPLERS)} (default: "
                          f"{','.join(PAPER_SAMPLERS)}, the paper's)")
-    ep.add_argument("--num", type=int, default=1000, help="sequences per sampler")
-    ep.add_argument("--steps", type=int, default=50, help="reverse steps (default 50)")
-    ep.add_argument("--schedule", choices=("linear", "cosine"), default="linear")
-    ep.add_argument("--k-mode", choices=K_MODES, default="deterministic")
-    ep.add_argument("--noise", choices=("none", "gumbel", "gaussian"), default="none")
-    ep.add_argument("--noise-scale", type=float, default=0.5)
-    ep.add_argument("--batch-size", type=int, default=1024)
-    ep.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    ep.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    ep.add_argument("--num", type=T.integer(2), default=1000,
+                    help="sequences per sampler (default 1000)")
+    ep.add_argument("--steps", type=T.POSITIVE, default=50,
+                    help="reverse steps T (default 50, App. D.2)")
+    ep.add_argument("--schedule", choices=("linear", "cosine"), default="linear",
+                    help="noise schedule of the reverse steps (default linear)")
+    ep.add_argument("--k-mode", choices=K_MODES, default="deterministic",
+                    help="adaptive samplers: K tokens per step, the vanilla expectation "
+                         "(deterministic) or a binomial draw (App. D.1.2)")
+    ep.add_argument("--noise", choices=("none", "gumbel", "gaussian"), default="none",
+                    help="noise on the adaptive position scores (App. D.1.2, D.2)")
+    ep.add_argument("--noise-scale", type=T.NONNEG_REAL, default=0.5,
+                    help="coefficient of --noise (default 0.5)")
+    ep.add_argument("--batch-size", type=T.POSITIVE, default=1024,
+                    help="sequences per forward pass (default 1024)")
+    ep.add_argument("--seed", type=T.SEED, default=0, help="sampling seed (default 0)")
+    ep.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                    help="auto: CUDA when present")
     ep.add_argument("--out", default=None, help="write the results JSON here")
     ep.add_argument("--save-samples", default=None,
                     help="folder for the generated tokens (one .npz per sampler)")
-    ep.add_argument("--json", action="store_true", help="print JSON")
+    ep.add_argument("--json", action="store_true", help="print JSON (no progress bars)")
+    ep.add_argument("--quiet", action="store_true", help="no progress bars")
     ep.set_defaults(func=_cmd_eval)
 
 
@@ -113,7 +143,7 @@ def _cmd_train(args) -> int:
 def evaluate_samplers(ckpt, samplers, *, num: int, steps: int = 50, schedule: str = "linear",
                       k_mode: str = "deterministic", noise: str | None = None,
                       noise_scale: float = 0.5, batch_size: int = 1024, seed: int = 0,
-                      save_dir: str | None = None) -> dict:
+                      save_dir: str | None = None, progress: bool = False) -> dict:
     """Observation accuracy of each sampler on a loaded checkpoint (library side of eval-mdm).
 
     Parameters
@@ -124,6 +154,8 @@ def evaluate_samplers(ckpt, samplers, *, num: int, steps: int = 50, schedule: st
         As in :func:`lohard.mdm.sample`; each sampler uses a generator seeded ``seed``.
     save_dir : str, optional
         Save each sampler's tokens to ``save_dir/samples_<sampler>.npz``.
+    progress : bool
+        A tqdm bar per sampler on stderr.
 
     Returns
     -------
@@ -139,7 +171,8 @@ def evaluate_samplers(ckpt, samplers, *, num: int, steps: int = 50, schedule: st
         start = time.perf_counter()
         tokens = sample(ckpt.model, num, sampler=name, steps=steps, length=dist.length,
                         schedule=schedule, k_mode=k_mode, noise=noise, noise_scale=noise_scale,
-                        batch_size=batch_size, generator=seed).cpu().numpy()
+                        batch_size=batch_size, generator=seed,
+                        progress=f"eval-mdm {name}" if progress else False).cpu().numpy()
         elapsed = time.perf_counter() - start
         per_seq = observation_correct(dist, tokens).mean(axis=1)
         se = float(per_seq.std(ddof=1) / np.sqrt(per_seq.size)) if per_seq.size > 1 else None
@@ -159,6 +192,8 @@ def _cmd_eval(args) -> int:
     names = [s.strip() for s in args.samplers.split(",") if s.strip()]
     noise = None if args.noise == "none" else args.noise
     try:
+        if not names:
+            raise ValueError(f"--samplers names no sampler; choose from {', '.join(SAMPLERS)}")
         bad = [s for s in names if s not in SAMPLERS]
         if bad:
             raise ValueError(f"unknown sampler {bad[0]!r}; valid samplers are "
@@ -167,7 +202,8 @@ def _cmd_eval(args) -> int:
         results = evaluate_samplers(ckpt, names, num=args.num, steps=args.steps,
                                     schedule=args.schedule, k_mode=args.k_mode, noise=noise,
                                     noise_scale=args.noise_scale, batch_size=args.batch_size,
-                                    seed=args.seed, save_dir=args.save_samples)
+                                    seed=args.seed, save_dir=args.save_samples,
+                                    progress=not (args.json or args.quiet))
     except ValueError as err:
         print(f"lohard eval-mdm: error: {err}", file=sys.stderr)
         return 2

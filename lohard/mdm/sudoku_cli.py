@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from lohard import _argtypes as T
 from lohard._util import atomic_write_json, provenance, to_jsonable
 
 #: Model names of ``lohard sudoku train --model``.
@@ -38,26 +39,38 @@ def register_sudoku(sub) -> None:
                         "(arm-6m, arm-19m, tiny); default mdm-6m / arm-6m")
     t.add_argument("--data", default=None,
                    help="training puzzles (.npz from `lohard sudoku generate`)")
-    t.add_argument("--n-train", type=int, default=None,
+    t.add_argument("--n-train", type=T.POSITIVE, default=None,
                    help="without --data: generate this many easy puzzles into OUT/train.npz")
-    t.add_argument("--data-seed", type=int, default=1, help="seed of generated puzzles (1)")
-    t.add_argument("--box", type=int, default=3, help="box size b: 2 (4x4) or 3 (9x9)")
-    t.add_argument("--steps", type=int, default=4000)
-    t.add_argument("--batch-size", type=int, default=256)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--min-lr", type=float, default=1e-4)
-    t.add_argument("--warmup-steps", type=int, default=200)
-    t.add_argument("--weight-decay", type=float, default=0.1)
-    t.add_argument("--grad-clip", type=float, default=1.0)
+    t.add_argument("--data-seed", type=T.SEED, default=1,
+                   help="seed of generated puzzles (default 1)")
+    t.add_argument("--box", type=int, choices=(2, 3), default=3,
+                   help="box size b: 2 (4x4) or 3 (9x9)")
+    t.add_argument("--steps", type=T.POSITIVE, default=4000,
+                   help="optimiser steps (default 4000)")
+    t.add_argument("--batch-size", type=T.POSITIVE, default=256,
+                   help="puzzles per step (default 256)")
+    t.add_argument("--lr", type=T.POSITIVE_REAL, default=1e-3,
+                   help="peak AdamW learning rate, cosine decay (default 1e-3)")
+    t.add_argument("--min-lr", type=T.NONNEG_REAL, default=1e-4,
+                   help="final learning rate (default 1e-4)")
+    t.add_argument("--warmup-steps", type=T.COUNT, default=200,
+                   help="linear warm-up steps (default 200)")
+    t.add_argument("--weight-decay", type=T.NONNEG_REAL, default=0.1,
+                   help="AdamW weight decay on the weight matrices (default 0.1)")
+    t.add_argument("--grad-clip", type=T.POSITIVE_REAL, default=1.0,
+                   help="gradient norm clipping (default 1)")
     t.add_argument("--no-augment", action="store_true", help="no random digit relabelling")
-    t.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--seed", type=T.SEED, default=0, help="root seed (default 0)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: CUDA when present")
     t.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
-    t.add_argument("--log-every", type=int, default=50)
-    t.add_argument("--ckpt-every", type=int, default=500)
-    t.add_argument("--max-minutes", type=float, default=None,
+    t.add_argument("--log-every", type=T.POSITIVE, default=50,
+                   help="steps between log lines (default 50)")
+    t.add_argument("--ckpt-every", type=T.COUNT, default=500,
+                   help="steps between checkpoints, 0: only at the end (default 500)")
+    t.add_argument("--max-minutes", type=T.POSITIVE_REAL, default=None,
                    help="stop (with a checkpoint) after this long; rerun with --resume")
-    t.add_argument("--jobs", type=int, default=-1, help="Numba threads for generation")
+    t.add_argument("--jobs", type=T.JOBS, default=-1, help="Numba threads for generation")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -72,29 +85,32 @@ def register_sudoku(sub) -> None:
                     "the strategy solver's order.")
     e.add_argument("checkpoint", help="checkpoint.pt or its run folder")
     e.add_argument("--test", default=None, help="test puzzles (.npz)")
-    e.add_argument("--n-test", type=int, default=1000,
+    e.add_argument("--n-test", type=T.POSITIVE, default=1000,
                    help="without --test: generate this many puzzles (default 1000)")
     e.add_argument("--difficulty", choices=("easy", "hard"), default="easy",
                    help="difficulty of generated test puzzles")
-    e.add_argument("--test-seed", type=int, default=2, help="seed of generated test puzzles")
+    e.add_argument("--test-seed", type=T.SEED, default=2, help="seed of generated test puzzles")
     e.add_argument("--decoders", default=None,
                    help=f"comma-separated, from {', '.join(MDM_EVAL_DECODERS)} (MDM; default "
                         "vanilla,top-prob,margin,bp,bp-mdm); an ARM has only 'arm'")
-    e.add_argument("--noise-scale", type=float, default=0.5,
+    e.add_argument("--noise-scale", type=T.NONNEG_REAL, default=0.5,
                    help="Gumbel noise coefficient of the adaptive scores (App. D.2: 0.5)")
     e.add_argument("--noise-mode", choices=("log-annealed", "prob"), default="log-annealed",
                    help="log-annealed: noise on the log score, scaled by the share of blanks "
                         "still masked (the paper's codebase; default); prob: on the "
                         "probability score, constant")
-    e.add_argument("--temperature", type=float, default=0.0,
+    e.add_argument("--temperature", type=T.NONNEG_REAL, default=0.0,
                    help="of the MDM's value draws (0: argmax, the default)")
-    e.add_argument("--cells-per-step", type=int, default=1)
-    e.add_argument("--bp-limit", type=int, default=None,
+    e.add_argument("--cells-per-step", type=T.POSITIVE, default=1,
+                   help="cells unmasked per forward pass (default 1)")
+    e.add_argument("--bp-limit", type=T.COUNT, default=None,
                    help="decode only the first N puzzles with the BP decoders")
-    e.add_argument("--seed", type=int, default=0, help="decoding seed (default 0)")
-    e.add_argument("--batch-size", type=int, default=1024)
-    e.add_argument("--jobs", type=int, default=1, help="processes for pure BP decoding")
-    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    e.add_argument("--seed", type=T.SEED, default=0, help="decoding seed (default 0)")
+    e.add_argument("--batch-size", type=T.POSITIVE, default=1024,
+                   help="puzzles per forward pass (default 1024)")
+    e.add_argument("--jobs", type=T.POSITIVE, default=1, help="processes for pure BP decoding")
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: CUDA when present")
     e.add_argument("--out", default=None, help="write the results JSON here")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--json", action="store_true", help="print JSON")
@@ -114,21 +130,24 @@ def register_sudoku(sub) -> None:
     tb.add_argument("--scale", choices=("cpu", "gpu"), default="cpu",
                     help="cpu: small models sized for a 2-core CPU (default); gpu: mdm-6m / "
                          "arm-6m, the paper-scale run")
-    for name, typ, what in (("steps", int, "optimiser steps of every model"),
-                            ("n-train", int, "easy training puzzles"),
-                            ("n-test", int, "easy test puzzles"),
-                            ("n-test-hard", int, "hard test puzzles (default: --n-test)"),
-                            ("bp-limit", int, "test puzzles decoded with the BP orders"),
-                            ("batch-size", int, "training batch size"),
-                            ("lr", float, "peak learning rate"),
-                            ("seed", int, "training and decoding seed"),
-                            ("data-seed", int, "seed of the training puzzles (tests: +1, +2)"),
-                            ("max-minutes", float, "budget of the whole call; training stops "
-                                                   "with a checkpoint"),
-                            ("jobs", int, "CPU workers for generation and BP (-1: all)"),
-                            ("threads", int, "torch CPU threads (0: torch's default)"),
-                            ("noise-scale", float, "Gumbel noise of the adaptive scores"),
-                            ("temperature", float, "of the MDM's value draws (0: argmax)")):
+    for name, typ, what in (("steps", T.POSITIVE, "optimiser steps of every model"),
+                            ("n-train", T.POSITIVE, "easy training puzzles"),
+                            ("n-test", T.POSITIVE, "easy test puzzles"),
+                            ("n-test-hard", T.COUNT, "hard test puzzles (default: --n-test)"),
+                            ("bp-limit", T.COUNT, "test puzzles decoded with the BP orders"),
+                            ("batch-size", T.POSITIVE, "training batch size"),
+                            ("lr", T.POSITIVE_REAL, "peak learning rate"),
+                            ("seed", T.SEED, "training and decoding seed"),
+                            ("data-seed", T.SEED, "seed of the training puzzles (tests: +1, "
+                                                  "+2)"),
+                            ("max-minutes", T.POSITIVE_REAL, "budget of the whole call; "
+                                                             "training stops with a checkpoint"),
+                            ("jobs", T.JOBS, "CPU workers for generation and BP (-1: all)"),
+                            ("threads", T.COUNT, "torch CPU threads (0: torch's default)"),
+                            ("noise-scale", T.NONNEG_REAL, "Gumbel noise of the adaptive "
+                                                           "scores"),
+                            ("temperature", T.NONNEG_REAL, "of the MDM's value draws (0: "
+                                                           "argmax)")):
         tb.add_argument(f"--{name}", type=typ, help=what)
     tb.add_argument("--noise-mode", choices=("log-annealed", "prob"),
                     help="where the Gumbel noise goes (default log-annealed; 4x4 cpu: prob)")
@@ -138,7 +157,8 @@ def register_sudoku(sub) -> None:
                     help="train (or resume) the three models and stop before decoding")
     tb.add_argument("--mdm-model", help="MDM config (lohard.mdm.MODEL_CONFIGS)")
     tb.add_argument("--arm-model", help="ARM size (arm-6m, arm-19m, cpu-1m, tiny)")
-    tb.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    tb.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                    help="auto: CUDA when present (default: cpu at cpu scale, auto at gpu)")
     tb.add_argument("--work-dir", help="run folder (default runs/sudoku_tables_b<box>_<scale>)")
     tb.add_argument("--out", help="output stem (default figures/sudoku_tables_9x9 at cpu "
                                   "scale)")

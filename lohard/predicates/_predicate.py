@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lohard._limits import check_bytes, check_ops, sci
+
 # Integer codes that select a BP clause-update kernel (Numba kernels dispatch on an
 # integer instead of taking a jitted function, which would defeat caching).
 KERNEL_GENERIC = 0
@@ -32,6 +34,10 @@ class Predicate:
     kernel : int
         BP fast-path code (``KERNEL_*``); set by the named constructors. A table
         given by hand uses the generic truth-table kernel.
+    allow_large : bool
+        Compute the transfer eigenvalues and d_KS even when their cost is estimated
+        above ``lohard._limits.MAX_OPS`` (the named constructors also build tables
+        above ``MAX_BYTES`` with it). Not part of equality.
 
     Notes
     -----
@@ -48,6 +54,7 @@ class Predicate:
     table: np.ndarray
     name: str = "custom"
     kernel: int = KERNEL_GENERIC
+    allow_large: bool = False
     k: int = field(init=False)
     m: int = field(init=False)
 
@@ -73,44 +80,51 @@ class Predicate:
         object.__setattr__(self, "table", t)
         object.__setattr__(self, "k", int(t.ndim))
         object.__setattr__(self, "m", m)
+        object.__setattr__(self, "allow_large", bool(self.allow_large))
         if self.kernel not in (KERNEL_GENERIC, KERNEL_NAE, KERNEL_XOR):
             raise ValueError(f"unknown kernel code {self.kernel}")
 
     # -- constructors -------------------------------------------------------------
     @classmethod
-    def from_function(cls, func, k: int, m: int, name: str = "custom") -> Predicate:
+    def from_function(cls, func, k: int, m: int, name: str = "custom", *,
+                      allow_large: bool = False) -> Predicate:
         """Build the table by evaluating ``func(x: tuple[int, ...]) -> bool`` on every tuple."""
-        _check_km(k, m)
+        _check_km(k, m, allow_large=allow_large)
         table = np.zeros((m,) * k, dtype=np.uint8)
         for x in itertools.product(range(m), repeat=k):
             table[x] = 1 if func(x) else 0
-        return cls(table, name=name)
+        return cls(table, name=name, allow_large=allow_large)
 
     @classmethod
-    def nae(cls, k: int = 3, m: int = 3) -> Predicate:
+    def nae(cls, k: int = 3, m: int = 3, *, allow_large: bool = False) -> Predicate:
         """Not-all-equal: g(x) = 0 iff x_1 = ... = x_k."""
-        _check_km(k, m)
+        _check_km(k, m, allow_large=allow_large)
         table = np.ones((m,) * k, dtype=np.uint8)
         for c in range(m):
             table[(c,) * k] = 0
-        return cls(table, name=f"nae(k={k},m={m})", kernel=KERNEL_NAE)
+        return cls(table, name=f"nae(k={k},m={m})", kernel=KERNEL_NAE, allow_large=allow_large)
 
     @classmethod
-    def not_equal(cls, m: int = 3) -> Predicate:
+    def not_equal(cls, m: int = 3, *, allow_large: bool = False) -> Predicate:
         """Not-equal on pairs (k = 2): planted proper m-colouring."""
-        _check_km(2, m)
+        _check_km(2, m, allow_large=allow_large)
         table = 1 - np.eye(m, dtype=np.uint8)
-        return cls(table, name=f"not-equal(m={m})", kernel=KERNEL_NAE)
+        return cls(table, name=f"not-equal(m={m})", kernel=KERNEL_NAE, allow_large=allow_large)
 
     @classmethod
-    def xor(cls, k: int = 3, parity: int = 0) -> Predicate:
+    def xor(cls, k: int = 3, parity: int = 0, *, allow_large: bool = False) -> Predicate:
         """k-XOR on bits: g(x) = 1 iff x_1 + ... + x_k = parity (mod 2)."""
-        _check_km(k, 2)
+        _check_km(k, 2, allow_large=allow_large)
         if parity not in (0, 1):
             raise ValueError(f"parity must be 0 or 1, got {parity}")
-        idx = np.indices((2,) * k).sum(axis=0)
-        table = ((idx % 2) == parity).astype(np.uint8)
-        return cls(table, name=f"xor(k={k},parity={parity})", kernel=KERNEL_XOR)
+        # The parity of every index's bits, doubled slot by slot: 2^k bytes, not the
+        # k 2^k int64 of np.indices (56 GiB at k = 28).
+        bits = np.zeros(1, dtype=np.uint8)
+        for _ in range(k):
+            bits = np.concatenate([bits, 1 - bits])
+        table = (bits == parity).astype(np.uint8).reshape((2,) * k)
+        return cls(table, name=f"xor(k={k},parity={parity})", kernel=KERNEL_XOR,
+                   allow_large=allow_large)
 
     # -- basic properties ---------------------------------------------------------
     @property
@@ -157,12 +171,18 @@ class Predicate:
 
     @property
     def slot_symmetric(self) -> bool:
-        """True if g is invariant under every permutation of its k slots."""
+        """True if g is invariant under every permutation of its k slots.
+
+        The adjacent transpositions generate the symmetric group, so k - 1 checks
+        suffice (not k!: 12! permutations of a 4096-entry table took hours).
+        """
         t = self.table
-        return all(
-            np.array_equal(t, np.transpose(t, perm))
-            for perm in itertools.permutations(range(self.k))
-        )
+        for i in range(self.k - 1):
+            axes = list(range(self.k))
+            axes[i], axes[i + 1] = i + 1, i
+            if not np.array_equal(t, np.transpose(t, axes)):
+                return False
+        return True
 
     # -- transfer matrices and Kesten-Stigum --------------------------------------
     def transfer_matrix(self, i: int = 0, j: int = 1) -> np.ndarray:
@@ -196,7 +216,12 @@ class Predicate:
         """Eigenvalues of ``transfer_matrix(i, j)``, sorted by decreasing modulus.
 
         Returns a real array when all eigenvalues are real (up to 1e-12), else complex.
+        Raises ValueError when the eigen-solve, about m^3 operations, is above
+        ``lohard._limits.MAX_OPS`` and the predicate was not built with ``allow_large``.
         """
+        m = self.m
+        check_ops(f"the eigenvalues of the m x m transfer matrix (m = {m}) take about "
+                  f"m^3", m**3, advice="lower m", allow_large=self.allow_large)
         ev = np.linalg.eigvals(self.transfer_matrix(i, j))
         ev = ev[np.argsort(-np.abs(ev), kind="stable")]
         if np.all(np.abs(ev.imag) < _EXACT_TOL):
@@ -229,9 +254,17 @@ class Predicate:
         restricted to perturbations orthogonal to the uniform direction in both
         factors (columns of T sum to 1, so that subspace is invariant). For a
         slot-symmetric predicate this equals lambda^2.
+
+        Raises ValueError when the cost, about k(k-1) m^k operations for the transfer
+        matrices and (m-1)^6 for the eigenproblem of size (m-1)^2, is above
+        ``lohard._limits.MAX_OPS`` and the predicate was not built with ``allow_large``.
         """
         self.require_balanced()
-        m = self.m
+        k, m = self.k, self.m
+        check_ops(f"the Kesten-Stigum rate (k = {k}, m = {m}: k(k-1) transfer matrices from the "
+                  f"m^k table, then an eigenproblem of size (m-1)^2 = {sci((m - 1) ** 2)}) takes "
+                  "about k(k-1) m^k + (m-1)^6", k * (k - 1) * m**k + (m - 1) ** 6,
+                  advice="lower k or m", allow_large=self.allow_large)
         acc = np.zeros((m * m, m * m))
         pairs = [(s, t) for s in range(self.k) for t in range(self.k) if s != t]
         for s, t in pairs:
@@ -279,30 +312,38 @@ class Predicate:
         return d
 
 
-def _check_km(k: int, m: int) -> None:
+def _check_km(k: int, m: int, *, allow_large: bool = False) -> None:
     if int(k) != k or k < 2:
         raise ValueError(f"arity k must be an integer >= 2, got k = {k}")
     if int(m) != m or m < 2:
         raise ValueError(f"number of colours m must be an integer >= 2, got m = {m}")
+    # The largest array is the float64 copy of the table (slot marginals, transfer matrices).
+    k, m = int(k), int(m)
+    check_bytes(f"the predicate table has m^k = {m}^{k} = {sci(m**k)} entries, "
+                "8 bytes each as float64", 8 * m**k, advice="lower k or m",
+                action="build it", allow_large=allow_large)
 
 
 PREDICATE_NAMES = ("nae", "not-equal", "colouring", "xor")
 
 
-def predicate_by_name(name: str, *, k: int | None = None, m: int | None = None) -> Predicate:
+def predicate_by_name(name: str, *, k: int | None = None, m: int | None = None,
+                      allow_large: bool = False) -> Predicate:
     """Build a named predicate: ``nae`` (k, m), ``not-equal``/``colouring`` (m), ``xor`` (k).
 
     Defaults: k = 3 and m = 3 for NAE, m = 3 for not-equal, k = 3 for XOR.
+    ``allow_large`` lifts the size limits (see :class:`Predicate`).
     """
     key = name.lower().replace("_", "-")
     if key == "nae":
-        return Predicate.nae(3 if k is None else k, 3 if m is None else m)
+        return Predicate.nae(3 if k is None else k, 3 if m is None else m,
+                             allow_large=allow_large)
     if key in ("not-equal", "colouring", "coloring", "ne"):
         if k not in (None, 2):
             raise ValueError(f"not-equal is a pairwise predicate (k = 2), got k = {k}")
-        return Predicate.not_equal(3 if m is None else m)
+        return Predicate.not_equal(3 if m is None else m, allow_large=allow_large)
     if key in ("xor", "k-xor"):
         if m not in (None, 2):
             raise ValueError(f"k-XOR is defined on bits (m = 2), got m = {m}")
-        return Predicate.xor(3 if k is None else k)
+        return Predicate.xor(3 if k is None else k, allow_large=allow_large)
     raise ValueError(f"unknown predicate name {name!r}; choose one of {', '.join(PREDICATE_NAMES)}")

@@ -26,6 +26,23 @@ SUDOKU_EXTENSIONS = ("lohard.mdm.sudoku_cli",)
 _RATE_CHUNK = 2000
 
 
+#: Subcommands of the torch extra (lohard.mdm.sudoku_cli): without torch they say so.
+TORCH_SUBCOMMANDS = ("train", "eval", "tables")
+
+
+def _register_needs_torch(sub, names) -> None:
+    from lohard._util import extra_hint
+
+    def say(args) -> int:
+        print(f"lohard sudoku {args.sudoku_command}: error: this command needs PyTorch; "
+              f"{extra_hint('torch')}", file=sys.stderr)
+        return 2
+
+    for name in names:
+        p = sub.add_parser(name, help="(needs the torch extra)", add_help=False)
+        p.set_defaults(func=say, _needs_torch=True)
+
+
 def register(subparsers) -> argparse._SubParsersAction:
     """Add ``sudoku`` (with ``generate`` and ``rate``) to an argparse subparsers object.
 
@@ -81,7 +98,10 @@ def register(subparsers) -> argparse._SubParsersAction:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as err:
             # absent extension, or its optional torch dependency missing
-            if err.name is not None and (mod.startswith(err.name) or err.name == "torch"):
+            if err.name == "torch":
+                _register_needs_torch(sub, TORCH_SUBCOMMANDS)
+                continue
+            if err.name is not None and mod.startswith(err.name):
                 continue
             raise
         module.register_sudoku(sub)

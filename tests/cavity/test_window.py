@@ -95,9 +95,10 @@ def test_window_inputs_are_checked():
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--observations", "0"], "P must be >= 1 observations"),
-    (["--observations", "-3"], "P must be >= 1 observations"),
-    (["--alpha", "nan"], "alpha must be finite"),
+    (["--observations", "0"], "argument --observations: must be an integer >= 1, got 0"),
+    (["--observations", "-3"], "argument --observations: must be an integer >= 1, got -3"),
+    (["--alpha", "nan"], "argument --alpha: must be a finite number >= 0 and <= 1, got nan"),
+    (["--alpha", "1.5"], "argument --alpha: must be a finite number >= 0 and <= 1"),
 ])
 def test_window_cli_rejects_bad_input_with_exit_2(capsys, extra, message):
     from lohard.cli import main
@@ -105,7 +106,7 @@ def test_window_cli_rejects_bad_input_with_exit_2(capsys, extra, message):
     # no --d-cond: the inputs must be checked before the (long) cavity computation
     assert main(["window", "-n", "30", *extra]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lohard window: error: ") and message in err
+    assert err.strip().splitlines()[-1].startswith("lohard window: error: ") and message in err
     assert "Traceback" not in err
 
 

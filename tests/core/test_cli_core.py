@@ -52,10 +52,12 @@ def test_fig4_tiny_run_writes_files_and_resumes(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (["--seeds", "0"], "seeds (instances per degree) must be an integer >= 1, got 0"),
-    (["--points", "0"], "--points must be >= 1 degree, got 0"),
-    (["--predicate", "not-equal", "--m", "5", "--points", "0"], "--points must be >= 1"),
+    (["--seeds", "0"], "argument --seeds: must be an integer >= 1, got 0"),
+    (["--points", "0"], "argument --points: must be an integer >= 1, got 0"),
+    (["--predicate", "not-equal", "--m", "5", "--points", "0"], "argument --points"),
     (["--degrees", ","], "the degree list must hold at least one degree"),
+    (["--degrees", ""], "the degree list must hold at least one degree"),
+    (["--degrees", "1e308"], "must give at most P = 1e+08 clauses"),
     (["--degrees", "30,nan"], "degrees d = (k-1) k P / N must be finite and >= 0, got nan"),
     (["--degrees", "30,x"], "--degrees must be comma-separated numbers"),
 ])

@@ -90,3 +90,17 @@ def test_package_version_from_a_source_tree(monkeypatch):
     want = re.search(r'^version\s*=\s*"([^"]+)"', (root / "pyproject.toml").read_text(),
                      re.MULTILINE).group(1)
     assert package_version() == f"{want}+src"
+
+
+def test_heartbeat_prints_while_a_block_runs(capsys):
+    import time
+
+    from lohard._util import heartbeat
+
+    with heartbeat("lohard test", every=0.05):
+        time.sleep(0.3)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) >= 2 and all(x.startswith("lohard test: still running (") for x in lines)
+    with heartbeat("lohard test", every=0.05, enabled=False):
+        time.sleep(0.15)
+    assert capsys.readouterr().err == ""

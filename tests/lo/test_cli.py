@@ -12,7 +12,10 @@ from lohard.lo.cli import register
 def _run(argv):
     parser = argparse.ArgumentParser(prog="lohard")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a bad option: argparse's one line, status 2
+        return stop.code
     return args.func(args)
 
 
@@ -47,7 +50,8 @@ def test_other_families_and_errors(tmp_path, capsys):
         assert _run(["posterior", str(out), "--mask", "forward", "--t", "0.4"]) == 0
     assert _run(["sample", "noisy-parity", "--n-latent", "6", "--n-obs", "3", "--eta", "0.7",
                  "--num", "2", "--out", str(tmp_path / "x.npz")]) == 2
-    assert "eta must lie in [0, 1/2), got 0.7" in capsys.readouterr().err
+    assert "argument --eta: must be a finite number >= 0 and < 0.5, got 0.7" in \
+        capsys.readouterr().err
     assert _run(["posterior", str(tmp_path / "missing.npz")]) == 2
 
 
@@ -63,7 +67,8 @@ def test_posterior_limit_must_be_at_least_one(tmp_path, capsys):
     out = _sample(tmp_path, capsys)
     for bad in ("0", "-45"):
         assert _run(["posterior", str(out), "--limit", bad]) == 2
-        assert f"--limit must be >= 1 sequence, got {bad}" in capsys.readouterr().err
+        assert f"argument --limit: must be an integer >= 1, got {bad}" in \
+            capsys.readouterr().err
     assert _run(["posterior", str(out), "--limit", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["num"] == 2
 

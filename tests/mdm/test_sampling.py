@@ -107,6 +107,18 @@ def test_binomial_k_and_cosine_schedule_run_and_finish():
     assert (x != d.mask_id).all()
 
 
+def test_progress_bar_goes_to_stderr_and_changes_nothing(capsys):
+    d = _parity()
+    o = ExactOracle(d)
+    a = sample(o, 40, sampler="margin", steps=4, length=d.length, generator=3, batch_size=16,
+               progress="eval-mdm margin")
+    captured = capsys.readouterr()
+    assert "eval-mdm margin" in captured.err and "12/12" in captured.err  # 3 batches x 4
+    assert captured.out == ""
+    b = sample(o, 40, sampler="margin", steps=4, length=d.length, generator=3, batch_size=16)
+    assert torch.equal(a, b) and capsys.readouterr().err == ""
+
+
 def test_seed_determines_the_output():
     d = _parity()
     o = ExactOracle(d)

@@ -164,6 +164,20 @@ def test_log_annealed_noise_is_a_tempered_choice(share):
     assert torch.equal(noisy_scores(s[None], torch.ones(1), 0.0, "log-annealed", gen), s[None])
 
 
+def test_decoders_show_progress_on_stderr_only_when_asked(test4, capsys):
+    model = build_sudoku_model(_cfg())
+    p = test4.puzzles[:8]
+    a = mdm_decode(model, p, method="margin", seed=1, progress=True)
+    err = capsys.readouterr().err
+    blanks = int((p == 0).sum())
+    assert "decode margin" in err and f"{blanks}/{blanks}" in err
+    b = mdm_decode(model, p, method="margin", seed=1)
+    assert capsys.readouterr().err == "" and np.array_equal(a.grids, b.grids)
+    arm = build_sudoku_model(_cfg(kind="arm"))
+    arm_decode(arm, p, box=2, progress="decode arm-solver")
+    assert "decode arm-solver" in capsys.readouterr().err
+
+
 def test_noise_modes_only_change_noisy_decoders(test4):
     model = build_sudoku_model(_cfg())
     p = test4.puzzles[:32]
@@ -401,9 +415,10 @@ def test_tables_verb_checks_settings_before_any_work(tmp_path, capsys):
     from lohard.experiments.sudoku_tables import default_out, sudoku_tables_config
 
     work = tmp_path / "w"
-    for args, words in ((["--steps", "0"], "steps must be an integer >= 1"),
-                        (["--max-minutes", "-1"], "max_minutes must be finite and > 0"),
-                        (["--noise-scale", "nan"], "noise_scale must be finite")):
+    for args, words in ((["--steps", "0"], "argument --steps: must be an integer >= 1"),
+                        (["--max-minutes", "-1"], "--max-minutes: must be a finite number > 0"),
+                        (["--noise-scale", "nan"], "--noise-scale: must be a finite number"),
+                        (["--noise-mode", "gauss"], "invalid choice: 'gauss'")):
         assert main(["sudoku", "tables", *args, "--work-dir", str(work)]) == 2
         assert words in capsys.readouterr().err
     assert not work.exists()  # refused before generating data

@@ -122,9 +122,10 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert meta["config"]["schedule"] == "cosine" and meta["config"]["checkpoint_step"] == 3
     assert meta["config"]["distribution_hash"] == distribution_hash(
         resolve_distribution("nae-sat-6-10"))
-    args = parser.parse_args(["eval-mdm", str(out), "--num", "0"])
-    assert args.func(args) == 2
-    assert "num (sequences per sampler) must be an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # refused by argparse, naming the option
+        parser.parse_args(["eval-mdm", str(out), "--num", "0"])
+    assert stop.value.code == 2
+    assert "argument --num: must be an integer >= 2, got 0" in capsys.readouterr().err
     args = parser.parse_args(["eval-mdm", str(out), "--samplers", "vanilla,greedy"])
     assert args.func(args) == 2
     assert "valid samplers are vanilla, top-prob, margin" in capsys.readouterr().err
