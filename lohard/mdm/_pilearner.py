@@ -80,7 +80,7 @@ except ImportError as err:  # pragma: no cover - exercised only without torch
 
 from lohard._util import RNGLike, as_generator, atomic_write, provenance, to_jsonable
 from lohard.lo import LODistribution
-from lohard.mdm._train import RunningLoss
+from lohard.mdm._train import RunningLoss, load_torch_file
 
 #: Model sizes: name -> (d_model, n_layers, n_heads). ``tiny`` is for CPU tests; each
 #: size has 3-8x the non-embedding parameters of the one before (about 12 d^2 per layer).
@@ -706,9 +706,9 @@ def train_pilearner(dist: LODistribution, order_spec: str, model_config: PiLearn
     running_state: dict = {}
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("version") != \
-                CHECKPOINT_VERSION:
+        state = load_torch_file(ckpt_path, "pi-learner", map_location=dev)
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or \
+                state.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"{ckpt_path} is not a pi-learner checkpoint of format version "
                              f"{CHECKPOINT_VERSION}")
         if state["key"] != key:

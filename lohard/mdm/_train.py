@@ -206,6 +206,20 @@ def write_state(path: str | os.PathLike, state: dict) -> Path:
     return atomic_write(path, writer)
 
 
+def load_torch_file(path: Path, what: str, map_location="cpu"):
+    """``torch.load`` (tensors and plain data only) of a checkpoint file; an empty,
+    truncated or corrupt file becomes a ValueError that names it and says so."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, IndexError, pickle.UnpicklingError) as err:
+        # torch.load's messages run long; the first 120 characters say which failure.
+        why = (str(err).splitlines() or [""])[0][:120]
+        kind = "empty" if path.stat().st_size == 0 else "truncated, corrupt or not a checkpoint"
+        raise ValueError(f"{path} is {kind} ({type(err).__name__}: {why}): not a readable "
+                         f"lohard {what} checkpoint; if it is a run's checkpoint, delete it to "
+                         f"start that run again") from err
+
+
 def read_state(path: str | os.PathLike, *, fmt: str = CKPT_FORMAT, version: int = CKPT_VERSION,
                what: str = "MDM") -> dict:
     """Load a checkpoint dict (file, or run folder holding ``checkpoint.pt``) and check it.
@@ -218,15 +232,7 @@ def read_state(path: str | os.PathLike, *, fmt: str = CKPT_FORMAT, version: int 
         path = path / CKPT_NAME
     if not path.exists():
         raise ValueError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, IndexError, pickle.UnpicklingError) as err:
-        # torch.load's messages run long; the first 120 characters say which failure.
-        why = (str(err).splitlines() or [""])[0][:120]
-        kind = "empty" if path.stat().st_size == 0 else "truncated, corrupt or not a checkpoint"
-        raise ValueError(f"{path} is {kind} ({type(err).__name__}: {why}): not a readable "
-                         f"lohard {what} checkpoint; if it is a run's checkpoint, delete it to "
-                         f"start that run again") from err
+    state = load_torch_file(path, what)
     if not isinstance(state, dict) or state.get("format") != fmt:
         raise ValueError(f"{path} is not a lohard {what} checkpoint")
     if state.get("format_version") != version:

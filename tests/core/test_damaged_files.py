@@ -60,3 +60,17 @@ def test_damaged_checkpoints_are_named(damaged, tmp_path, capsys):
             err = capsys.readouterr().err
             assert "Traceback" not in err and str(path) in err, err
             assert "not a readable lohard" in err or "is empty" in err, err
+
+
+def test_damaged_pilearner_checkpoint_is_named(damaged, tmp_path):
+    pytest.importorskip("torch")
+    from lohard.lo import nae_sat
+    from lohard.mdm._pilearner import PiTrainConfig, pilearner_config, train_pilearner
+
+    dist = nae_sat(5, 6, rng=0)
+    for path, _ in damaged.values():
+        with pytest.raises(ValueError, match="not a readable lohard pi-learner checkpoint|"
+                                             "is empty|not a pi-learner checkpoint") as err:
+            train_pilearner(dist, "natural", pilearner_config("small", dist),
+                            PiTrainConfig(steps=1), checkpoint=path)
+        assert str(path) in str(err.value)
