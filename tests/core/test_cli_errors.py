@@ -193,3 +193,33 @@ def test_torch_verbs_without_torch_say_so(argv, tmp_path):
     assert res.returncode == 2, res.stderr
     assert "needs PyTorch" in res.stderr and "Traceback" not in res.stderr
     assert 'pip install "lohard[torch]"' in res.stderr and '".[torch]"' in res.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_ctrl_c_in_a_real_run_stops_it_with_130(tmp_path):
+    """SIGINT reaches `lohard sudoku generate` inside its Numba batches: it stops within
+    seconds, keeps finished chunks and says so, with no traceback."""
+    import signal
+    import time
+
+    out = tmp_path / "x.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "lohard", "sudoku", "generate", "--n",
+                             "1000000", "--chunk-size", "1000", "--jobs", "1", "--out",
+                             str(out), "--quiet"], cwd=tmp_path, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ,
+                                            "PYTHONPATH": os.pathsep.join(sys.path)})
+    parts = tmp_path / "x.npz.parts"
+    deadline = time.time() + 90
+    while time.time() < deadline and not (parts.exists() and any(parts.iterdir())):
+        time.sleep(0.2)
+    assert parts.exists() and any(parts.iterdir()), "no chunk was written in 90 s"
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("lohard sudoku generate did not stop within 30 s of SIGINT")
+    assert proc.returncode == 130, err
+    assert "lohard sudoku generate: interrupted" in err and "rerun the same command" in err
+    assert "Traceback" not in err
+    assert not out.exists() and any(parts.iterdir())  # the finished chunks stay
