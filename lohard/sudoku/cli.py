@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lohard import _argtypes as T
 from lohard._util import to_jsonable
 
 #: Modules that may contribute ``lohard sudoku`` subcommands (skipped when absent).
@@ -64,15 +65,16 @@ def register(subparsers) -> argparse._SubParsersAction:
     g.add_argument("--n", type=int, required=True, help="number of puzzles")
     g.add_argument("--difficulty", choices=("easy", "hard", "any"), default="easy",
                    help="easy: solved by the strategies alone; hard: needs guesses")
-    g.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
+    g.add_argument("--seed", type=T.SEED, default=0, help="root seed (default 0)")
     g.add_argument("--out", required=True, help="output .npz path")
-    g.add_argument("--jobs", type=int, default=-1, help="Numba threads (-1: all cores)")
+    g.add_argument("--jobs", type=T.JOBS, default=-1, help="Numba threads (-1: all cores)")
     g.add_argument("--box", type=int, default=3, help="box size b: 2 (4x4), 3 (9x9), 4 (16x16)")
-    g.add_argument("--min-clues", type=int, default=0,
+    g.add_argument("--min-clues", type=T.COUNT, default=0,
                    help="stop removing clues at this many (default 0: minimal puzzles)")
-    g.add_argument("--max-attempts", type=int, default=10_000,
+    g.add_argument("--max-attempts", type=T.POSITIVE, default=10_000,
                    help="grids drawn per puzzle before giving up")
-    g.add_argument("--chunk-size", type=int, default=10_000, help="puzzles per chunk file")
+    g.add_argument("--chunk-size", type=T.POSITIVE, default=10_000,
+                   help="puzzles per chunk file")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--json", action="store_true", help="print the summary as JSON")
     g.set_defaults(func=_cmd_generate)
@@ -88,7 +90,7 @@ def register(subparsers) -> argparse._SubParsersAction:
                    help="text file with one puzzle per line, or an .npz from `generate`")
     r.add_argument("--no-search", action="store_true",
                    help="do not guess: report the stalled position instead")
-    r.add_argument("--jobs", type=int, default=-1, help="Numba threads for --file")
+    r.add_argument("--jobs", type=T.JOBS, default=-1, help="Numba threads for --file")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print JSON")
     r.set_defaults(func=_cmd_rate)

@@ -71,6 +71,10 @@ BAD = [
     (["fig2", "--masks-per-l", "-5"], "argument --masks-per-l"),
     (["sudoku", "generate", "--n", "10", "--out", "x.npz", "--bogus"],
      "unrecognized arguments"),
+    (["sudoku", "generate", "--n", "10", "--out", "x.npz", "--seed", "-1"],
+     "argument --seed: must be an integer >= 0"),
+    (["sudoku", "generate", "--n", "10", "--out", "x.npz", "--jobs", "0"],
+     "argument --jobs: must be an integer >= 1 (or -1)"),
     (["window", "--predicate", "not-equal", "-m", "5", "-n", "30", "--observations", "100000",
       "--d-cond", "13.23"], "exceed the N!/(N-k)! = 870 ordered k-subsets"),
 ]
