@@ -11,7 +11,7 @@ sudoku      Sudoku as a planted CSP: generator, strategy rater, encodings, BP de
 mdm         masked diffusion models and pi-learners (needs the ``torch`` extra)
 """
 
-from lohard._util import package_version
+from lohard._util import DataError, package_version
 
 __version__ = package_version()
 
@@ -21,6 +21,7 @@ from lohard.predicates import Predicate
 
 __all__ = [
     "__version__",
+    "DataError",
     "Predicate",
     "Instance",
     "planted_instance",

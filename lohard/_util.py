@@ -264,10 +264,17 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
 
 
+class DataError(ValueError):
+    """A damaged, foreign or incompatible input file: missing, empty, truncated or
+    corrupt, not a lohard file, the wrong kind, or from another format version. The
+    message names the file and says which. A ValueError, so ``except ValueError`` (and
+    the CLI's one error path) catch it too."""
+
+
 def read_npz(path: str | os.PathLike, what: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read a lohard ``.npz`` file: its JSON metadata (``meta_json``) and its arrays.
 
-    Every way a file can be unreadable becomes a ``ValueError`` that names the file and
+    Every way a file can be unreadable becomes a :class:`DataError` that names the file and
     says what is wrong: missing, empty, not an ``.npz`` archive, truncated or corrupt,
     holding pickled objects, or without lohard metadata. ``what`` names the expected
     kind in the message (e.g. ``"L&O"``, ``"Sudoku"``). The caller checks the format.
@@ -277,34 +284,34 @@ def read_npz(path: str | os.PathLike, what: str) -> tuple[dict[str, Any], dict[s
 
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"{p}: no such file")
+        raise DataError(f"{p}: no such file")
     if p.stat().st_size == 0:
-        raise ValueError(f"{p} is empty, not a lohard {what} file")
+        raise DataError(f"{p} is empty, not a lohard {what} file")
     try:
         # Our own handle, so that a file numpy fails to parse is closed all the same.
         with open(p, "rb") as fh:
             loaded = np.load(fh, allow_pickle=False)
             if isinstance(loaded, np.ndarray):
-                raise ValueError(f"{p} is a bare .npy array, not a lohard {what} file (.npz)")
+                raise DataError(f"{p} is a bare .npy array, not a lohard {what} file (.npz)")
             with loaded as f:
                 arrays = {key: f[key] for key in f.files}
     except zipfile.BadZipFile as err:
-        raise ValueError(f"{p} is truncated or corrupt, not a readable lohard {what} file "
+        raise DataError(f"{p} is truncated or corrupt, not a readable lohard {what} file "
                          f"({err})") from err
     except (EOFError, zlib.error, OSError) as err:
-        raise ValueError(f"{p} is truncated or corrupt, not a readable lohard {what} file "
+        raise DataError(f"{p} is truncated or corrupt, not a readable lohard {what} file "
                          f"({type(err).__name__}: {err})") from err
     except ValueError as err:
         if str(err).startswith(str(p)):
             raise
-        raise ValueError(f"{p} is not a lohard {what} file (numpy cannot read it as an "
+        raise DataError(f"{p} is not a lohard {what} file (numpy cannot read it as an "
                          f".npz archive without pickled objects)") from err
     if "meta_json" not in arrays:
-        raise ValueError(f"{p} is not a lohard {what} file (no metadata)")
+        raise DataError(f"{p} is not a lohard {what} file (no metadata)")
     try:
         meta = json.loads(str(arrays.pop("meta_json")))
     except ValueError as err:
-        raise ValueError(f"{p} has unreadable lohard metadata ({err})") from err
+        raise DataError(f"{p} has unreadable lohard metadata ({err})") from err
     if not isinstance(meta, dict):
-        raise ValueError(f"{p} has unreadable lohard metadata (not a JSON object)")
+        raise DataError(f"{p} has unreadable lohard metadata (not a JSON object)")
     return meta, arrays

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lohard._util import atomic_write, atomic_write_json, provenance, to_jsonable
+from lohard._util import DataError, atomic_write, atomic_write_json, provenance, to_jsonable
 from lohard.lo._distribution import LODistribution, load_distribution, nae_sat
 from lohard.mdm._config import MDMConfig, TrainConfig, model_config
 from lohard.mdm._loss import mdm_loss
@@ -215,7 +215,7 @@ def load_torch_file(path: Path, what: str, map_location="cpu"):
         # torch.load's messages run long; the first 120 characters say which failure.
         why = (str(err).splitlines() or [""])[0][:120]
         kind = "empty" if path.stat().st_size == 0 else "truncated, corrupt or not a checkpoint"
-        raise ValueError(f"{path} is {kind} ({type(err).__name__}: {why}): not a readable "
+        raise DataError(f"{path} is {kind} ({type(err).__name__}: {why}): not a readable "
                          f"lohard {what} checkpoint; if it is a run's checkpoint, delete it to "
                          f"start that run again") from err
 
@@ -231,12 +231,12 @@ def read_state(path: str | os.PathLike, *, fmt: str = CKPT_FORMAT, version: int 
     if path.is_dir():
         path = path / CKPT_NAME
     if not path.exists():
-        raise ValueError(f"no checkpoint at {path}")
+        raise DataError(f"no checkpoint at {path}")
     state = load_torch_file(path, what)
     if not isinstance(state, dict) or state.get("format") != fmt:
-        raise ValueError(f"{path} is not a lohard {what} checkpoint")
+        raise DataError(f"{path} is not a lohard {what} checkpoint")
     if state.get("format_version") != version:
-        raise ValueError(f"{path} has checkpoint format version {state.get('format_version')}"
+        raise DataError(f"{path} has checkpoint format version {state.get('format_version')}"
                          f", this lohard reads version {version}")
     return state
 

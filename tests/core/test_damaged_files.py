@@ -74,3 +74,21 @@ def test_damaged_pilearner_checkpoint_is_named(damaged, tmp_path):
             train_pilearner(dist, "natural", pilearner_config("small", dist),
                             PiTrainConfig(steps=1), checkpoint=path)
         assert str(path) in str(err.value)
+
+
+def test_library_loaders_raise_data_error(damaged):
+    from lohard import DataError
+    from lohard.lo import load_distribution
+    from lohard.sudoku import load_puzzles
+
+    for path, words in damaged.values():
+        for load in (load_distribution, load_puzzles):
+            with pytest.raises(DataError, match=words) as err:
+                load(path)
+            assert str(path) in str(err.value) and isinstance(err.value, ValueError)
+    torch = pytest.importorskip("torch")  # noqa: F841
+    from lohard.mdm._train import read_state
+
+    for path, _ in damaged.values():
+        with pytest.raises(DataError):
+            read_state(path)
