@@ -367,12 +367,18 @@ def arm_decode(model: PiLearner, puzzles, *, box: int | None = None, batch_size:
             inp_all, in_pos_all, tgt_all = _arm_step_inputs(x, model.cfg.bos_id)
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
             nan_seen = torch.zeros((), dtype=torch.bool, device=device)
-            for t in range(int(pr.min()), length):
-                # Step t reads tokens 0..t-1 (and BOS) and predicts token t.
-                inp = torch.cat([inp_all[:, :1], x[:, :t]], dim=1)
+            caches: list[list] = [[] for _ in model.blocks]
+            first = int(pr.min())
+            for t in range(first, length):
+                # Step t reads tokens 0..t-1 (and BOS) and predicts token t: a prefill of
+                # the first `first` + 1 steps, then one new step at a time (keys and values
+                # of the earlier steps cached).
+                lo_t = 0 if t == first else t
+                inp = torch.cat([inp_all[:, :1], x[:, :t]], dim=1)[:, lo_t:]
                 with ctx:
-                    logits = model.forward_steps(inp, in_pos_all[:, :t + 1],
-                                                 tgt_all[:, :t + 1])[:, t].float()
+                    logits = model.forward_steps_cached(inp, in_pos_all[:, lo_t:t + 1],
+                                                        tgt_all[:, lo_t:t + 1],
+                                                        caches)[:, -1].float()
                 nan_seen |= torch.isnan(logits).any()  # checked once per batch, no sync
                 logits = logits.masked_fill(~allowed[t % 3], -math.inf)
                 pred = logits.argmax(dim=-1)

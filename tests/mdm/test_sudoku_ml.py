@@ -164,6 +164,54 @@ def test_log_annealed_noise_is_a_tempered_choice(share):
     assert torch.equal(noisy_scores(s[None], torch.ones(1), 0.0, "log-annealed", gen), s[None])
 
 
+def test_cached_arm_steps_match_the_full_prefix(test4):
+    """Incremental decoding with cached keys and values gives forward_steps' logits, and
+    arm_decode gives the grids of the uncached greedy loop (the reference below)."""
+    import math as _m
+
+    from lohard.mdm._sudoku_data import _arm_step_inputs
+
+    torch.manual_seed(0)
+    arm = build_sudoku_model(_cfg(kind="arm"))
+    with torch.no_grad():  # a model with larger weights than the init: sharper logits
+        for prm in arm.parameters():
+            prm.add_(0.3 * torch.randn_like(prm))
+    arm.eval()
+    p = test4.puzzles[:16]
+    tok, prompt = arm_prompts(p, box=2)
+    x = torch.from_numpy(tok)
+    inp, ip, tp = _arm_step_inputs(x, arm.cfg.bos_id)
+    with torch.no_grad():
+        full = arm.forward_steps(inp, ip, tp)
+        caches = [[] for _ in arm.blocks]
+        t0 = 5
+        parts = [arm.forward_steps_cached(inp[:, :t0], ip[:, :t0], tp[:, :t0], caches)]
+        for t in range(t0, inp.shape[1]):
+            parts.append(arm.forward_steps_cached(inp[:, t:t + 1], ip[:, t:t + 1],
+                                                  tp[:, t:t + 1], caches))
+    # float32 rounding of attention over other shapes: 2e-5 at logits of size ~9
+    assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="one position"):
+        arm.forward_steps_cached(inp[:, :2], ip[:, :2], tp[:, :2], caches)
+
+    # The uncached greedy loop (the decoder before caching), as the reference.
+    n = 4
+    allowed = torch.zeros(3, 3 * n + 1, dtype=torch.bool)
+    allowed[0, n + 1:2 * n + 1] = True
+    allowed[1, 2 * n + 1:3 * n + 1] = True
+    allowed[2, 1:n + 1] = True
+    ref = x.clone()
+    pr = torch.from_numpy(prompt)
+    with torch.no_grad():
+        for t in range(int(pr.min()), ref.shape[1]):
+            i2 = torch.cat([inp[:, :1], ref[:, :t]], dim=1)
+            lg = arm.forward_steps(i2, ip[:, :t + 1], tp[:, :t + 1])[:, t]
+            lg = lg.masked_fill(~allowed[t % 3], -_m.inf)
+            ref[:, t] = torch.where(t >= pr, lg.argmax(dim=-1), ref[:, t])
+    dec = arm_decode(arm, p, box=2)
+    assert np.array_equal(dec.options["tokens"], ref.numpy())
+
+
 def test_decoders_show_progress_on_stderr_only_when_asked(test4, capsys):
     model = build_sudoku_model(_cfg())
     p = test4.puzzles[:8]
@@ -219,11 +267,15 @@ class _TeacherARM(torch.nn.Module):
         self.cfg = cfg
         self.tokens = torch.as_tensor(tokens)
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the decoder a device
+        self.blocks = torch.nn.ModuleList()  # nothing to cache
 
     def forward_steps(self, inp, in_pos, tgt_pos):
         truth = torch.gather(self.tokens[: inp.shape[0]], 1, tgt_pos)
         logits = torch.full((*tgt_pos.shape, self.cfg.vocab_size), -30.0)
         return logits.scatter(2, truth[..., None], 30.0) + self.anchor
+
+    def forward_steps_cached(self, inp, in_pos, tgt_pos, caches):
+        return self.forward_steps(inp, in_pos, tgt_pos)  # the truth needs no context
 
 
 @pytest.mark.parametrize("order", ["solver", "row-major"])
