@@ -61,12 +61,13 @@ def register(subparsers) -> None:
                     help="auto: CUDA when present")
     tp.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     tp.add_argument("--compile", action="store_true", help="torch.compile the model")
-    tp.add_argument("--eval-every", type=T.POSITIVE, default=d.eval_every,
-                    help=f"steps between held-out loss evaluations (default {d.eval_every})")
+    tp.add_argument("--eval-every", type=T.COUNT, default=d.eval_every,
+                    help=f"steps between held-out loss evaluations, 0: none (default "
+                         f"{d.eval_every})")
     tp.add_argument("--eval-size", type=T.POSITIVE, default=d.eval_size,
                     help=f"held-out sequences per evaluation (default {d.eval_size})")
-    tp.add_argument("--log-every", type=T.POSITIVE, default=d.log_every,
-                    help=f"steps between log lines (default {d.log_every})")
+    tp.add_argument("--log-every", type=T.COUNT, default=d.log_every,
+                    help=f"steps between log lines, 0: none (default {d.log_every})")
     tp.add_argument("--ckpt-every", type=T.COUNT, default=d.ckpt_every,
                     help=f"steps between checkpoints, 0: only at the end (default "
                          f"{d.ckpt_every})")

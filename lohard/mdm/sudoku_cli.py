@@ -64,8 +64,8 @@ def register_sudoku(sub) -> None:
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: CUDA when present")
     t.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
-    t.add_argument("--log-every", type=T.POSITIVE, default=50,
-                   help="steps between log lines (default 50)")
+    t.add_argument("--log-every", type=T.COUNT, default=50,
+                   help="steps between log lines, 0: none (default 50)")
     t.add_argument("--ckpt-every", type=T.COUNT, default=500,
                    help="steps between checkpoints, 0: only at the end (default 500)")
     t.add_argument("--max-minutes", type=T.POSITIVE_REAL, default=None,
