@@ -29,18 +29,29 @@ Writes a JSON (``--out``) with every variant, the ratio of each to ``eager``, th
 device, torch version and the FLOPs convention; the JSON is rewritten after every
 variant, so a run stopped by a timeout keeps the finished ones.
 
+``--ddp N`` (CPU) measures data-parallel training instead: ``lohard-ddp`` is
+:func:`lohard.mdm.train` on N gloo ranks started by torchrun on this machine, one torch
+thread each, with the same global batch, against ``lohard`` in one process on 2 threads
+(``--threads`` to change), interleaved over the rounds. On one machine's cores this is
+the overhead of the gradient all-reduce and of every rank drawing the whole batch, not a
+speed-up: the ranks share the cores the single process uses.
+
 Usage::
 
     python benchmarks/mdm_throughput.py --quick                  # CPU, seconds
     python benchmarks/mdm_throughput.py --out runs/mdm_throughput.json   # GPU
+    python benchmarks/mdm_throughput.py --device cpu --ddp 2     # 2 gloo ranks vs 1 process
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +67,7 @@ PEAK_BF16 = (
     ("A100", 312e12),
 )
 VARIANTS = ("eager", "eager-fp32", "lohard", "compiled-fused", "lohard-compile",
-            "lohard-1thread")
+            "lohard-1thread", "lohard-ddp")
 #: CPU-only variants: lohard.mdm.train with torch.compile, and on one torch thread.
 CPU_VARIANTS = ("lohard-compile", "lohard-1thread")
 
@@ -75,6 +86,7 @@ class BenchConfig:
     peak_tflops: float | None = None
     threads: int = 0
     rounds: int = 1  # every variant runs once per round, interleaved; medians are reported
+    ddp: int = 0  # > 0: lohard on this many gloo ranks (1 thread each) against lohard alone
     out: str | None = None
 
 
@@ -98,9 +110,13 @@ def parse(argv):
     ap.add_argument("--variants", help=f"comma-separated from {', '.join(VARIANTS)}")
     ap.add_argument("--no-compile", action="store_true", help="lohard variant without compile")
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--ddp", type=int, metavar="N",
+                    help="CPU: lohard on N gloo ranks (torchrun, 1 thread each) against "
+                         "lohard in one process on 2 threads (--threads)")
     ap.add_argument("--out", help="JSON results file")
     args = vars(ap.parse_args(argv))
-    fields = dict(QUICK) if args.pop("quick") else dict(CPU) if args["device"] == "cpu" else {}
+    cpu = args["device"] == "cpu" or bool(args["ddp"])
+    fields = dict(QUICK) if args.pop("quick") else dict(CPU) if cpu else {}
     if args.pop("no_compile"):
         fields["compile"] = False
     v = args.pop("variants")
@@ -113,7 +129,13 @@ def parse(argv):
     for k, val in args.items():
         if val is not None:
             fields[k] = val
+    if fields.get("ddp"):
+        fields["variants"] = ("lohard", "lohard-ddp")
+        fields["threads"] = fields.get("threads") or 2
     cfg = BenchConfig(**fields)
+    if cfg.ddp and (cfg.ddp < 2 or cfg.device != "cpu"):
+        raise SystemExit(f"--ddp needs N >= 2 ranks and --device cpu, got {cfg.ddp}, "
+                         f"{cfg.device}")
     if cfg.rounds < 1:
         raise SystemExit(f"--rounds must be >= 1, got {cfg.rounds}")
     if cfg.warmup_steps < 1 or cfg.measure_steps < 1 or cfg.measure_steps % cfg.warmup_steps:
@@ -217,6 +239,8 @@ def lohard_loop(cfg: BenchConfig, dist_spec: str, device, compile_: bool) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         train(tcfg, tmp, progress=False, log=entries.append)
     pts = [(e["step"], e["seconds"]) for e in entries if "seconds" in e]
+    if not pts:  # a data-parallel rank other than 0: it logs nothing
+        return {}
     (s0, t0), (s1, t1) = pts[0], pts[-1]
     return {"seconds": t1 - t0, "warmup_seconds": t0, "steps": s1 - s0,
             "final_loss": entries[-1]["train_loss"], "compile": compile_,
@@ -225,7 +249,53 @@ def lohard_loop(cfg: BenchConfig, dist_spec: str, device, compile_: bool) -> dic
             "total_call_seconds": time.perf_counter() - t_first}
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ddp_loop(cfg: BenchConfig) -> dict:
+    """``lohard_loop`` on ``cfg.ddp`` gloo ranks started by torchrun (one thread each);
+    rank 0's result, timed from its log entries as for one process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = os.path.join(tmp, "config.json")
+        with open(spec, "w", encoding="utf-8") as fh:
+            json.dump(dataclasses.asdict(cfg), fh)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+               str(cfg.ddp), "--master_addr", "127.0.0.1", "--master_port",
+               str(_free_port()), os.path.abspath(__file__), "--ddp-worker", spec]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"torchrun exited with {proc.returncode}: {tail}")
+        with open(spec + ".result.json", encoding="utf-8") as fh:
+            res = json.load(fh)
+    return {**res, "ranks": cfg.ddp, "threads_per_rank": 1, "backend": "gloo",
+            "total_launch_seconds": time.perf_counter() - t0}
+
+
+def ddp_worker(spec: str) -> int:
+    """One torchrun rank of :func:`ddp_loop`: rank 0 writes ``spec.result.json``."""
+    import torch
+
+    with open(spec, encoding="utf-8") as fh:
+        fields = json.load(fh)
+    cfg = BenchConfig(**{**fields, "variants": tuple(fields["variants"])})
+    torch.set_num_threads(1)
+    res = lohard_loop(cfg, cfg.dist, torch.device("cpu"), False)
+    if os.environ.get("RANK", "0") == "0":
+        with open(spec + ".result.json", "w", encoding="utf-8") as fh:
+            json.dump(res, fh)
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--ddp-worker"]:
+        return ddp_worker(argv[1])
     cfg = parse(argv)
     import torch
 
@@ -248,7 +318,8 @@ def main(argv=None) -> int:
     variants = [v for v in cfg.variants
                 if (cuda or v not in gpu_only) and (not cuda or v not in CPU_VARIANTS)]
     # The reference first, then lohard, then the extras (a timeout keeps the main pair).
-    order = [v for v in ("eager", "lohard", *gpu_only, *CPU_VARIANTS) if v in variants]
+    order = [v for v in ("eager", "lohard", *gpu_only, *CPU_VARIANTS, "lohard-ddp")
+             if v in variants]
     report = {**provenance(dataclasses.asdict(cfg), cfg.seed), "device": f"{device} ({name})",
               "torch": torch.__version__, "cuda": torch.version.cuda, "L": length,
               "batch_size": cfg.batch_size, "tokens_per_step": tokens_per_step,
@@ -305,6 +376,8 @@ def main(argv=None) -> int:
                     "amp": True, "compile": True, "optimizer": "torch.optim.AdamW(fused=True)"}
         if key == "lohard-compile":
             return lohard_loop(cfg, cfg.dist, device, True)
+        if key == "lohard-ddp":
+            return ddp_loop(cfg)
         if key == "lohard-1thread":
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
@@ -347,6 +420,15 @@ def main(argv=None) -> int:
     ratios = report.get("ratios_vs_eager", {})
     if "lohard" in ratios:
         print(f"lohard / eager = {ratios['lohard']:.2f}x", flush=True)
+    res = report["results"]
+    if cfg.ddp and all(k in res and "error" not in res[k] for k in ("lohard", "lohard-ddp")):
+        ratio = res["lohard-ddp"]["tokens_per_second"] / res["lohard"]["tokens_per_second"]
+        report["ratio_ddp_vs_single"] = ratio
+        if cfg.out:
+            atomic_write_json(cfg.out, report)
+        print(f"{cfg.ddp} gloo ranks x 1 thread / 1 process x {cfg.threads} threads = "
+              f"{ratio:.2f}x (medians of {cfg.rounds} rounds; load average at start "
+              f"{report['load_average_at_start'][0]:.2f})", flush=True)
     return 0
 
 

@@ -116,7 +116,8 @@ def check_tokens(tokens: torch.Tensor, vocab_size: int, *, allow_mask: bool = Fa
 
 def mdm_loss(model, tokens: torch.Tensor, *, kind: str = "elbo", schedule: str = "linear",
              generator: torch.Generator | None = None, reduction: str = "mean",
-             check: bool = True) -> torch.Tensor:
+             check: bool = True,
+             masks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     r"""One Monte Carlo estimate of the MDM loss, in nats per token.
 
     .. math::
@@ -145,6 +146,9 @@ def mdm_loss(model, tokens: torch.Tensor, *, kind: str = "elbo", schedule: str =
         Batch mean (a scalar) or one estimate per sequence, shape (B,).
     check : bool
         Range-check the tokens (one device sync); the training loop turns it off.
+    masks : (bool tensor (B, L), float32 tensor (B,)), optional
+        The ``(mask, weight)`` to use instead of drawing them from ``generator``: e.g. a
+        rank's rows of the draw :func:`loss_masks` made for the whole global batch.
 
     Returns
     -------
@@ -155,8 +159,10 @@ def mdm_loss(model, tokens: torch.Tensor, *, kind: str = "elbo", schedule: str =
     if check:
         check_tokens(tokens, model.vocab_size)
     b, n = tokens.shape
-    mask, weight = loss_masks(b, n, kind=kind, schedule=schedule, generator=generator,
-                              device=tokens.device)
+    if masks is None:
+        masks = loss_masks(b, n, kind=kind, schedule=schedule, generator=generator,
+                           device=tokens.device)
+    mask, weight = masks
     inp = torch.where(mask, torch.full_like(tokens, model.mask_id), tokens)
     logits = model(inp).float()
     nll = F.cross_entropy(logits.reshape(b * n, -1), tokens.reshape(-1),

@@ -78,7 +78,8 @@ def mdm_sudoku_inputs(puzzles: torch.Tensor, grid: torch.Tensor, mask_id: int) -
 
 def mdm_sudoku_loss(model, puzzles: torch.Tensor, solutions: torch.Tensor, *,
                     generator: torch.Generator | None = None,
-                    reduction: str = "mean") -> torch.Tensor:
+                    reduction: str = "mean",
+                    masks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """One Monte Carlo estimate of the blank-cell ELBO (module docstring), nats per blank.
 
     Parameters
@@ -89,6 +90,9 @@ def mdm_sudoku_loss(model, puzzles: torch.Tensor, solutions: torch.Tensor, *,
     generator : torch.Generator, optional
         Draws t and the masks (on the tensors' device).
     reduction : {"mean", "none"}
+    masks : (bool tensor (B, N), float32 tensor (B,)), optional
+        ``(mask, weight)`` of :func:`loss_masks` (ELBO, linear) instead of a draw from
+        ``generator``: e.g. a data-parallel rank's rows of the global batch's draw.
 
     Returns
     -------
@@ -101,9 +105,11 @@ def mdm_sudoku_loss(model, puzzles: torch.Tensor, solutions: torch.Tensor, *,
     n_blank = blank.sum(dim=1)
     if bool((n_blank == 0).any()):
         raise ValueError("every puzzle needs at least one blank cell to be masked")
-    mask, weight = loss_masks(b, n_cells, kind="elbo", schedule="linear", generator=generator,
-                              device=puzzles.device)
-    mask &= blank
+    if masks is None:
+        masks = loss_masks(b, n_cells, kind="elbo", schedule="linear", generator=generator,
+                           device=puzzles.device)
+    mask, weight = masks
+    mask = mask & blank
     grid = torch.where(mask, 0, solutions)
     logits = model(mdm_sudoku_inputs(puzzles, grid, model.mask_id))[:, n_cells:].float()
     nll = F.cross_entropy(logits.reshape(b * n_cells, -1), solutions.reshape(-1),
@@ -123,7 +129,7 @@ def _arm_step_inputs(tokens: torch.Tensor, bos_id: int):
 
 
 def arm_sudoku_loss(model: PiLearner, tokens: torch.Tensor, prompt: torch.Tensor, *,
-                    reduction: str = "mean") -> torch.Tensor:
+                    reduction: str = "mean", n_targets: float | None = None) -> torch.Tensor:
     """Cross-entropy (nats per token) of the blank triples, teacher-forced.
 
     Parameters
@@ -133,6 +139,10 @@ def arm_sudoku_loss(model: PiLearner, tokens: torch.Tensor, prompt: torch.Tensor
     tokens : int64 tensor, shape (B, 3N)
     prompt : int64 tensor, shape (B,)
         Tokens of the clue triples; only positions ``>= prompt`` enter the loss.
+    n_targets : float, optional
+        What the ``"mean"`` divides the summed loss by, instead of this batch's target
+        count: a data-parallel rank passes the global batch's count over the number of
+        ranks, so that the ranks' averaged gradient is the global batch's.
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
@@ -142,4 +152,6 @@ def arm_sudoku_loss(model: PiLearner, tokens: torch.Tensor, prompt: torch.Tensor
     per_tok = torch.where(target, nll, 0.0)
     if reduction == "none":
         return per_tok.sum(dim=1) / target.sum(dim=1).clamp_min(1)
+    if n_targets is not None:
+        return per_tok.sum() / n_targets
     return per_tok.sum() / target.sum().clamp_min(1)

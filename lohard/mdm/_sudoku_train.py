@@ -7,11 +7,15 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 
 from lohard._util import atomic_write_json, provenance, to_jsonable
+from lohard.mdm._distributed import World, env_world, is_comm_error, joined
+from lohard.mdm._loss import loss_masks
 from lohard.mdm._sudoku_config import (
     _MASK,
     SudokuTrainConfig,
@@ -24,6 +28,7 @@ from lohard.mdm._sudoku_data import arm_sudoku_loss, mdm_sudoku_loss, puzzles_ha
 from lohard.mdm._train import (
     CKPT_NAME,
     RunningLoss,
+    _rank_device,
     check_finite_parameters,
     check_stop_after,
     load_finite_weights,
@@ -171,6 +176,15 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
     -------
     SudokuModel
         ``finished`` is False when stopped early.
+
+    Notes
+    -----
+    Under ``torchrun`` the ranks train one model with DistributedDataParallel, as
+    :func:`lohard.mdm.train` does: ``config.batch_size`` is the global batch, every rank
+    draws it (and the MDM's masks) from the step's seeds and trains on its contiguous
+    slice; the ARM's loss is divided by the global batch's target-token count over the
+    number of ranks, so that the averaged gradient is the global batch's. Rank 0 reads
+    and writes the files.
     """
     cfg = config
     check_stop_after(stop_after)
@@ -181,20 +195,53 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         raise ValueError("the training set holds no puzzle")
     if int((puzzles.puzzles == 0).sum(axis=1).min()) == 0:
         raise ValueError("every training puzzle needs at least one blank cell")
-    out = Path(out_dir)
+    world = env_world()
+    world.rows(cfg.batch_size)  # a batch the ranks cannot share fails before the rendezvous
+    device = _rank_device(cfg.device, world)
+    with joined(world, device) as world:
+        try:
+            return _train_sudoku(cfg, puzzles, Path(out_dir), world=world, device=device,
+                                 resume=resume, stop_after=stop_after,
+                                 max_seconds=max_seconds, progress=progress, log=log)
+        except Exception as err:
+            if world.size > 1 and is_comm_error(err):
+                raise world.lost(err, "training") from err
+            raise
+
+
+class _ForwardSteps(torch.nn.Module):
+    """The ARM's teacher-forced pass as a module's ``forward``: DDP synchronises the
+    gradients of what runs through its own ``forward`` only."""
+
+    def __init__(self, arm: torch.nn.Module) -> None:
+        super().__init__()
+        self.arm = arm
+
+    def forward(self, *args):
+        return self.arm.forward_steps(*args)
+
+
+def _train_sudoku(cfg: SudokuTrainConfig, puzzles: PuzzleSet, out: Path, *, world: World,
+                  device: torch.device, resume: bool, stop_after, max_seconds,
+                  progress: bool, log) -> SudokuModel:
+    """:func:`train_sudoku` after the arguments are checked and the ranks have joined."""
     ckpt_path = out / CKPT_NAME
-    device = select_device(cfg.device)
     use_amp = cfg.amp and device.type == "cuda"
     data_hash = puzzles_hash(puzzles)
     model = build_sudoku_model(cfg).to(device)
     opt, sched = make_optimizer(model, cfg)
     history: list[dict[str, Any]] = []
     start, seconds, gpu_seconds, devices, running_state = 0, 0.0, 0.0, [], {}
-    if ckpt_path.exists() and not resume:
-        raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, or "
-                         f"choose another output folder")
-    if resume and ckpt_path.exists():
-        state = _read(ckpt_path)
+
+    def resume_state() -> dict | None:
+        if ckpt_path.exists() and not resume:
+            raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, "
+                             f"or choose another output folder")
+        return _read(ckpt_path) if resume and ckpt_path.exists() else None
+
+    # Rank 0 reads (the other machines need not see its disk) and every rank checks.
+    state = world.share(resume_state)
+    if state is not None:
         saved = SudokuTrainConfig(**state["config"]).to_dict()
         # The device may change between sessions (e.g. CPU then CUDA); nothing else may.
         diff = {k: (saved[k], v) for k, v in cfg.to_dict().items()
@@ -215,10 +262,12 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         running_state = state.get("running_loss") or {}
     if str(device) not in devices:
         devices.append(str(device))
-    atomic_write_json(out / "config.json", {
-        **provenance(cfg.to_dict(), cfg.seed), "model_shape": _model_shape(model),
-        "n_params": _n_params(model), "device": str(device), "data_hash": data_hash,
-        "train_puzzles": len(puzzles), "data_meta": puzzles.meta.get("config")})
+    if world.is_main:
+        ranks = {} if world.size == 1 else {"world_size": world.size}
+        atomic_write_json(out / "config.json", {
+            **provenance(cfg.to_dict(), cfg.seed), "model_shape": _model_shape(model),
+            "n_params": _n_params(model), "device": str(device), "data_hash": data_hash,
+            "train_puzzles": len(puzzles), "data_meta": puzzles.meta.get("config"), **ranks})
     end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
     t_session = time.perf_counter()
 
@@ -238,7 +287,7 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
 
     # Already at or past stop_after, or no time at all for a run that has a checkpoint:
     # nothing to do, the checkpoint stays.
-    if end <= start or (max_seconds is not None and max_seconds <= 0 and ckpt_path.exists()):
+    if end <= start or (max_seconds is not None and max_seconds <= 0 and state is not None):
         return result(start)
     gen = torch.Generator(device=device)
     if cfg.compile:
@@ -246,32 +295,56 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
         # forward_steps (not the module's __call__) runs compiled blocks too.
         for blk in model.blocks:
             blk.compile()
-    out.mkdir(parents=True, exist_ok=True)
-    logf = open_log(out / "log.jsonl", history)
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    logf = open_log(out / "log.jsonl", history) if world.is_main else None
 
-    record = recorder(logf, history, log)
+    record = recorder(logf, history, log if world.is_main else None)
 
     def save(step: int, running: RunningLoss) -> None:
         running.check(step)
         check_finite_parameters(model, f"step {step}")
+        running_now = running.state()  # collective: every rank computes it
+        if not world.is_main:
+            return
         dt = elapsed()
         _save(ckpt_path, model=model, opt=opt, sched=sched, step=step, cfg=cfg,
               data_hash=data_hash, history=history, seconds=seconds + dt,
               gpu_seconds=gpu_seconds + (dt if device.type == "cuda" else 0.0),
-              device=",".join(devices), running=running.state())
+              device=",".join(devices), running=running_now)
+
+    rows = world.rows(cfg.batch_size)
+    if cfg.kind == "mdm":
+        step_model = world.wrap(model, device)
+    elif world.size > 1:
+        step_model = SimpleNamespace(forward_steps=world.wrap(_ForwardSteps(model), device),
+                                     cfg=model.cfg)
+    else:
+        step_model = model
 
     def step_loss(step: int) -> torch.Tensor:
         batch = training_batch(puzzles, cfg, step)
+
+        def part(key: str) -> torch.Tensor:
+            return torch.from_numpy(batch[key][rows]).to(device, non_blocking=True)
+
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
         with ctx:
             if cfg.kind == "mdm":
                 gen.manual_seed(_seed_of(cfg.seed, _MASK, step))
-                p = torch.from_numpy(batch["puzzles"]).to(device, non_blocking=True)
-                s = torch.from_numpy(batch["solutions"]).to(device, non_blocking=True)
-                return mdm_sudoku_loss(model, p, s, generator=gen)
-            tok = torch.from_numpy(batch["tokens"]).to(device, non_blocking=True)
-            pr = torch.from_numpy(batch["prompt"]).to(device, non_blocking=True)
-            return arm_sudoku_loss(model, tok, pr)
+                # The masks of the whole global batch, then this rank's rows.
+                mask, weight = loss_masks(cfg.batch_size, batch["puzzles"].shape[1],
+                                          kind="elbo", schedule="linear", generator=gen,
+                                          device=device)
+                return mdm_sudoku_loss(step_model, part("puzzles"), part("solutions"),
+                                       masks=(mask[rows], weight[rows]))
+            n_targets = None
+            if world.size > 1:
+                length = batch["tokens"].shape[1]
+                total = max(1, int(np.clip(length - batch["prompt"], 0, None).sum()))
+                n_targets = total / world.size
+            return arm_sudoku_loss(step_model, part("tokens"), part("prompt"),
+                                   n_targets=n_targets)
 
     try:
         done = run_steps(model, opt, sched, start=start, end=end, steps=cfg.steps,
@@ -279,7 +352,10 @@ def train_sudoku(config: SudokuTrainConfig, puzzles: PuzzleSet, out_dir: str | o
                          log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, record=record,
                          save=save, clock=lambda: seconds + elapsed(), device=device,
                          running_state=running_state, max_seconds=max_seconds,
-                         progress=progress, desc=f"train {cfg.name}")
+                         progress=progress and world.is_main, desc=f"train {cfg.name}",
+                         world=world)
+        world.barrier()  # every rank returns once rank 0 has written the last checkpoint
     finally:
-        logf.close()
+        if logf is not None:
+            logf.close()
     return result(done)

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from lohard._util import DataError, atomic_write, atomic_write_json, provenance, to_jsonable
 from lohard.lo._distribution import LODistribution, load_distribution, nae_sat
 from lohard.mdm._config import MDMConfig, TrainConfig, model_config
-from lohard.mdm._loss import mdm_loss
+from lohard.mdm._distributed import SINGLE, World, env_world, is_comm_error, joined
+from lohard.mdm._loss import loss_masks, mdm_loss
 from lohard.mdm._model import MaskedDiffusionTransformer, build_model
 
 #: TrainConfig fields a resumed run may change: they do not touch the arithmetic.
@@ -123,9 +124,10 @@ def _seed_of(root: int, stream: int, step: int = 0) -> int:
 
 
 def _batch(dist: LODistribution, n: int, root: int, stream: int, step: int,
-           device: torch.device) -> torch.Tensor:
+           device: torch.device, rows: slice = slice(None)) -> torch.Tensor:
+    """Rows ``rows`` of the batch of ``n`` sequences drawn from ``[root, stream, step]``."""
     rng = np.random.default_rng(np.random.SeedSequence([int(root), stream, int(step)]))
-    return torch.from_numpy(dist.sample(n, rng=rng)).to(device, non_blocking=True)
+    return torch.from_numpy(dist.sample(n, rng=rng)[rows]).to(device, non_blocking=True)
 
 
 def _lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -371,10 +373,17 @@ class RunningLoss:
     :meth:`read` and :meth:`check` are the training loop's only host syncs; both raise
     ``FloatingPointError`` once a loss was not finite. :meth:`state` goes into
     checkpoints, so that a resumed run logs the same means as an uninterrupted one.
+
+    With several ranks (``world``) each adds its own slice's loss; :meth:`read`,
+    :meth:`check` and :meth:`state` are then collective and give the mean over the ranks,
+    i.e. the global batch's loss (the mean is linear, so every rank may start from the
+    same global ``state``).
     """
 
-    def __init__(self, device: torch.device, state: dict | None = None) -> None:
+    def __init__(self, device: torch.device, state: dict | None = None,
+                 world: World = SINGLE) -> None:
         state = state or {}
+        self.world = world
         self.total = torch.tensor(float(state.get("total", 0.0)), device=device)
         self.count = int(state.get("count", 0))
         self.finite = torch.ones((), dtype=torch.bool, device=device)
@@ -387,12 +396,12 @@ class RunningLoss:
 
     def check(self, step: int) -> None:
         """Raise if any loss up to ``step`` was not finite (the run diverged)."""
-        if not bool(self.finite):
+        if not bool(self.world.all_true(self.finite)):
             raise FloatingPointError(f"the training loss was not finite at some step up to "
                                      f"{step}: the run diverged (lower the learning rate)")
 
     def read(self, step: int) -> float:
-        value = float(self.total) / self.count
+        value = float(self.world.mean(self.total)) / self.count
         if not math.isfinite(value):
             raise FloatingPointError(f"training loss is {value} at step {step}")
         self.check(step)
@@ -401,7 +410,7 @@ class RunningLoss:
         return value
 
     def state(self) -> dict:
-        return {"total": float(self.total), "count": self.count}
+        return {"total": float(self.world.mean(self.total)), "count": self.count}
 
 
 def check_finite_parameters(model: torch.nn.Module, where: str) -> None:
@@ -457,7 +466,7 @@ def run_steps(model: torch.nn.Module, opt, sched, *, start: int, end: int, steps
               step_loss, grad_clip: float, log_every: int, ckpt_every: int, record, save,
               clock, device: torch.device, running_state: dict | None = None,
               after_step=None, keep=(), max_seconds: float | None = None,
-              progress: bool = True, desc: str = "train") -> int:
+              progress: bool = True, desc: str = "train", world: World = SINGLE) -> int:
     """The optimisation loop every lohard training run goes through.
 
     What differs between runs is passed in: ``step_loss(step)`` returns the loss of step
@@ -475,6 +484,10 @@ def run_steps(model: torch.nn.Module, opt, sched, *, start: int, end: int, steps
         the end.
     max_seconds : float, optional
         Stop after the first step that ends this long after the loop started.
+    world : World
+        The ranks of a data-parallel run: ``step_loss`` returns this rank's slice's
+        loss, the logged means are over all ranks (:class:`RunningLoss`), and ``save``
+        runs on every rank (its collectives), writing on rank 0 only.
 
     Returns
     -------
@@ -483,7 +496,7 @@ def run_steps(model: torch.nn.Module, opt, sched, *, start: int, end: int, steps
     """
     bar = tqdm(total=steps, initial=start, disable=not progress, desc=desc, dynamic_ncols=True)
     model.train()
-    running = RunningLoss(device, running_state)
+    running = RunningLoss(device, running_state, world)
     t0 = time.perf_counter()
     done = start
     try:
@@ -502,7 +515,9 @@ def run_steps(model: torch.nn.Module, opt, sched, *, start: int, end: int, steps
             if done != end and (done in keep or (ckpt_every and done % ckpt_every == 0)):
                 save(done, running)
             bar.update(1)
-            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+            # With several ranks, rank 0's clock decides for all: they must stop together.
+            if max_seconds is not None and world.share(
+                    lambda: time.perf_counter() - t0 >= max_seconds):
                 break
         save(done, running)
     finally:
@@ -512,11 +527,13 @@ def run_steps(model: torch.nn.Module, opt, sched, *, start: int, end: int, steps
 
 def recorder(logf, history: list, log=None):
     """The log-entry writer of a training run: appends each entry to ``history``, writes it
-    as one JSON line to ``logf`` (flushed) and passes it to ``log`` if given."""
+    as one JSON line to ``logf`` (flushed; None on ranks other than 0) and passes it to
+    ``log`` if given."""
     def record(entry: dict) -> None:
         history.append(entry)
-        logf.write(json.dumps(to_jsonable(entry)) + "\n")
-        logf.flush()
+        if logf is not None:
+            logf.write(json.dumps(to_jsonable(entry)) + "\n")
+            logf.flush()
         if log is not None:
             log(entry)
 
@@ -569,13 +586,32 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
     Returns
     -------
     TrainResult
+        On every rank of a data-parallel run; the history of ranks other than 0 holds
+        the train losses but no held-out losses.
+
+    Notes
+    -----
+    Started by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every rank calls
+    ``train`` with the same arguments and they train one model with
+    DistributedDataParallel (NCCL on CUDA, gloo on the CPU; ``lohard.mdm._distributed``).
+    ``config.batch_size`` is the global batch: every rank draws the whole batch and its
+    masks from the step's seeds, as one process does, and trains on its contiguous
+    slice of ``batch_size / WORLD_SIZE`` rows. The loss is the slice's mean and DDP
+    averages the gradients over the ranks, so each step is the single-process step (up
+    to float rounding) whatever the number of ranks, and a run may be resumed with
+    another. Rank 0 alone reads the checkpoint (and sends it to the others), writes
+    every file and runs the evaluations; ``log`` is called on rank 0 only. All ranks
+    return once rank 0 has written the last checkpoint.
 
     Raises
     ------
     ValueError
         Model config not fitting the data (length, vocabulary), CUDA requested but
         absent, checkpoint from another distribution/config, or existing checkpoint
-        without ``resume``.
+        without ``resume``; with several ranks also a ``batch_size`` not divisible by
+        their number, or a rendezvous not complete within ``LOHARD_RDZV_TIMEOUT``.
+    ConnectionError
+        (``PeerLost``) another rank stopped during the run; the last checkpoint stays.
     FloatingPointError
         The run diverged: a non-finite training or held-out loss, or non-finite
         parameters at a checkpoint (no checkpoint holding them is written).
@@ -588,9 +624,36 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
             raise ValueError(f"snapshots must be integer steps in [1, steps = {cfg.steps}], "
                              f"got {list(snapshots)}")
         keep.add(int(x))
-    out = Path(out_dir)
+    world = env_world()
+    world.rows(cfg.batch_size)  # a batch the ranks cannot share fails before the rendezvous
+    device = _rank_device(cfg.device, world)
+    with joined(world, device) as world:
+        try:
+            return _train(cfg, Path(out_dir), world=world, device=device, keep=keep,
+                          resume=resume, stop_after=stop_after, max_seconds=max_seconds,
+                          progress=progress, log=log)
+        except Exception as err:
+            if world.size > 1 and is_comm_error(err):
+                raise world.lost(err, "training") from err
+            raise
+
+
+def _rank_device(spec: str, world: World) -> torch.device:
+    """The device of this rank: ``select_device(spec)``, and with several ranks on CUDA
+    the GPU of the local rank; a missing GPU's error names the rank and host."""
+    if world.size == 1:
+        return select_device(spec)
+    try:
+        device = select_device(spec)
+    except ValueError as err:
+        raise ValueError(f"{world.where}: {err}") from None
+    return world.cuda_device() if device.type == "cuda" else device
+
+
+def _train(cfg: TrainConfig, out: Path, *, world: World, device: torch.device, keep: set,
+           resume: bool, stop_after, max_seconds, progress: bool, log) -> TrainResult:
+    """:func:`train` after the arguments are checked and the ranks have joined."""
     ckpt_path = out / CKPT_NAME
-    device = select_device(cfg.device)
     dist = resolve_distribution(cfg.dist, seed=cfg.dist_seed)
     dist_hash = distribution_hash(dist)
     mcfg = model_config(cfg.model, **cfg.model_overrides)
@@ -602,11 +665,16 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
     history: list[dict[str, Any]] = []
     start = 0
     running_state: dict = {}
-    if ckpt_path.exists() and not resume:
-        raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, or "
-                         f"choose another output folder")
-    if resume and ckpt_path.exists():
-        state = read_state(ckpt_path)
+
+    def resume_state() -> dict | None:
+        if ckpt_path.exists() and not resume:
+            raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, "
+                             f"or choose another output folder")
+        return read_state(ckpt_path) if resume and ckpt_path.exists() else None
+
+    # Rank 0 reads (the other machines need not see its disk) and every rank checks.
+    state = world.share(resume_state)
+    if state is not None:
         if state["distribution_hash"] != dist_hash:
             raise ValueError(f"{ckpt_path} was trained on a different distribution (hash "
                              f"{state['distribution_hash'][:12]}) than {cfg.dist!r} with "
@@ -637,42 +705,54 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
         start = int(state["step"])
         history = list(state.get("history", []))
         running_state = state.get("running_loss") or {}
-    atomic_write_json(out / "config.json", {
-        **provenance({"train": cfg.to_dict(), "model": mcfg.to_dict()}, cfg.seed),
-        "distribution": dist.header(), "distribution_hash": dist_hash,
-        "n_params": model.n_params, "device": str(device)})
+    if world.is_main:
+        ranks = {} if world.size == 1 else {"world_size": world.size}
+        atomic_write_json(out / "config.json", {
+            **provenance({"train": cfg.to_dict(), "model": mcfg.to_dict()}, cfg.seed),
+            "distribution": dist.header(), "distribution_hash": dist_hash,
+            "n_params": model.n_params, "device": str(device), **ranks})
 
     end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
     if end <= start:  # already at or past stop_after: nothing to do, the checkpoint stays
         model.eval()
         return TrainResult(model=model, dist=dist, step=start, history=history,
                            checkpoint=ckpt_path, finished=start == cfg.steps)
-    step_model = torch.compile(model) if cfg.compile else model
+    ddp = world.wrap(model, device)
+    step_model = torch.compile(ddp) if cfg.compile else ddp
     gen = torch.Generator(device=device)
-    logf = open_log(out / "log.jsonl", history)
+    logf = open_log(out / "log.jsonl", history) if world.is_main else None
 
-    record = recorder(logf, history, log)
+    record = recorder(logf, history, log if world.is_main else None)
 
     def save(step: int, running: RunningLoss) -> None:
         running.check(step)
         check_finite_parameters(model, f"step {step}")
+        running_now = running.state()  # collective: every rank computes it
+        if not world.is_main:
+            return
         _save_checkpoint(ckpt_path, model=model, opt=opt, sched=sched, step=step, mcfg=mcfg,
                          tcfg=cfg, dist=dist, dist_hash=dist_hash, history=history,
-                         running=running.state())
+                         running=running_now)
         if step in keep:
             atomic_write(snapshot_path(out, step), lambda tmp: shutil.copyfile(ckpt_path, tmp))
 
+    rows = world.rows(cfg.batch_size)
+
     def step_loss(step: int) -> torch.Tensor:
-        tokens = _batch(dist, cfg.batch_size, cfg.seed, _DATA, step, device)
+        tokens = _batch(dist, cfg.batch_size, cfg.seed, _DATA, step, device, rows)
         gen.manual_seed(_seed_of(cfg.seed, _MASK, step))
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else _null()
         with ctx:
+            # The masks of the whole global batch, then this rank's rows: the draws of
+            # one process, whatever the number of ranks.
+            mask, weight = loss_masks(cfg.batch_size, dist.length, kind=cfg.loss,
+                                      schedule=cfg.schedule, generator=gen, device=device)
             return mdm_loss(step_model, tokens, kind=cfg.loss, schedule=cfg.schedule,
-                            generator=gen, check=False)
+                            check=False, masks=(mask[rows], weight[rows]))
 
     def after_step(done: int) -> None:
-        if cfg.eval_every and cfg.eval_size and (done % cfg.eval_every == 0
-                                                 or done == cfg.steps):
+        if world.is_main and cfg.eval_every and cfg.eval_size and (
+                done % cfg.eval_every == 0 or done == cfg.steps):
             value = evaluate(model, dist, cfg, device, use_amp)
             if not math.isfinite(value):
                 raise FloatingPointError(f"held-out loss is {value} at step {done}: the "
@@ -686,9 +766,12 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = Fal
                         log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, record=record,
                         save=save, clock=lambda: time.perf_counter() - t0, device=device,
                         running_state=running_state, after_step=after_step, keep=keep,
-                        max_seconds=max_seconds, progress=progress, desc="train-mdm")
+                        max_seconds=max_seconds, progress=progress and world.is_main,
+                        desc="train-mdm", world=world)
+        world.barrier()  # every rank returns once rank 0 has written the last checkpoint
     finally:
-        logf.close()
+        if logf is not None:
+            logf.close()
     model.eval()
     return TrainResult(model=model, dist=dist, step=end, history=history,
                        checkpoint=ckpt_path, finished=end == cfg.steps)

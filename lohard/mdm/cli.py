@@ -13,6 +13,7 @@ import numpy as np
 from lohard import _argtypes as T
 from lohard._util import atomic_write_json, provenance, to_jsonable
 from lohard.mdm._config import MODEL_CONFIGS, TrainConfig
+from lohard.mdm._distributed import env_world
 from lohard.mdm._metrics import observation_correct
 from lohard.mdm._sampling import K_MODES, PAPER_SAMPLERS, SAMPLERS, sample
 from lohard.mdm._train import load_checkpoint, train
@@ -24,7 +25,10 @@ def register(subparsers) -> None:
     tp = subparsers.add_parser(
         "train-mdm", help="train a masked diffusion model on an L&O distribution",
         description="Train an MDM on fresh samples of an L&O distribution each step; writes "
-                    "checkpoint.pt (atomic, resumable), config.json and log.jsonl to --out.")
+                    "checkpoint.pt (atomic, resumable), config.json and log.jsonl to --out. "
+                    "Under torchrun (torchrun --nproc_per_node N -m lohard train-mdm ...) "
+                    "the N ranks train one model with DistributedDataParallel, each on its "
+                    "slice of the global --batch-size; rank 0 writes the files.")
     tp.add_argument("--dist", default=d.dist,
                     help="nae-sat-N-P (append -t for the App. C.2.1 trailing token) or a saved "
                          f"distribution .npz (default {d.dist})")
@@ -35,7 +39,8 @@ def register(subparsers) -> None:
     tp.add_argument("--steps", type=T.POSITIVE, default=d.steps,
                     help=f"optimiser steps (default {d.steps})")
     tp.add_argument("--batch-size", type=T.POSITIVE, default=d.batch_size,
-                    help=f"sequences per step, freshly sampled (default {d.batch_size})")
+                    help=f"sequences per step, freshly sampled; under torchrun the global "
+                         f"batch, split evenly over the ranks (default {d.batch_size})")
     tp.add_argument("--loss", choices=("elbo", "eq1"), default=d.loss,
                     help="elbo: the continuous-time ELBO, weight 1/t on each masked token "
                          "(Prop. 2.1); eq1: Eq. (1), weight 1/|M| over uniform mask sizes "
@@ -124,9 +129,12 @@ def _cmd_train(args) -> int:
             compile=args.compile, eval_every=args.eval_every, eval_size=args.eval_size,
             log_every=args.log_every, ckpt_every=args.ckpt_every)
         result = train(cfg, args.out, resume=args.resume, progress=not args.quiet)
+        main_rank = env_world().is_main
     except ValueError as err:
         print(f"lohard train-mdm: error: {err}", file=sys.stderr)
         return 2
+    if not main_rank:  # under torchrun: rank 0 reports for all
+        return 0
     evals = [h["eval_loss"] for h in result.history if "eval_loss" in h]
     trains = [h["train_loss"] for h in result.history if "train_loss" in h]
     summary = {"out": args.out, "checkpoint": str(result.checkpoint), "step": result.step,

@@ -193,8 +193,15 @@ def _puzzles(path, n, difficulty, box, seed, out_path, jobs, quiet):
 
 
 def _cmd_train(args) -> int:
+    from lohard.mdm._distributed import env_world
     from lohard.mdm._sudoku_config import SudokuTrainConfig
     from lohard.mdm._sudoku_train import train_sudoku
+
+    world = env_world()
+    if world.size > 1 and not args.data:
+        raise ValueError(f"under torchrun ({world.size} ranks) give the training puzzles with "
+                         f"--data (make them first with lohard sudoku generate): the ranks "
+                         f"must not each generate them")
 
     kind = "mdm" if args.model == "mdm" else "arm"
     order = "solver" if args.model != "arm-row-major" else "row-major"
@@ -217,6 +224,8 @@ def _cmd_train(args) -> int:
     sm = train_sudoku(cfg, train_set, out, resume=args.resume,
                       max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
                       progress=not args.quiet, log=log)
+    if not world.is_main:  # under torchrun: rank 0 reports for all
+        return 0
     summary = {**provenance(cfg.to_dict(), cfg.seed), "data": data,
                "train_puzzles": len(train_set), "session_seconds": time.perf_counter() - start,
                **sm.summary()}
