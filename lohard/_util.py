@@ -109,6 +109,25 @@ def heartbeat(label: str, *, every: float = 5.0, enabled: bool = True):
         thread.join()
 
 
+def say_needs_torch(verb: str) -> int:
+    """Tell the user that ``lohard <verb>`` needs the torch extra; returns exit status 2."""
+    import sys
+
+    print(f"lohard {verb}: error: this command needs PyTorch; {extra_hint('torch')}",
+          file=sys.stderr)
+    return 2
+
+
+def register_needs_torch(sub, names, prefix: str = "") -> None:
+    """Placeholder subcommands ``names`` of the torch extra on an argparse subparsers
+    object: without torch they say so (``lohard <prefix><name>``) instead of 'invalid
+    choice'. ``_needs_torch`` lets them accept any arguments."""
+    for name in names:
+        p = sub.add_parser(name, help="(needs the torch extra)", add_help=False)
+        p.set_defaults(func=lambda args, verb=prefix + name: say_needs_torch(verb),
+                       _needs_torch=True)
+
+
 def extra_hint(extra: str) -> str:
     """How to install an optional extra, from PyPI and from a source checkout."""
     return (f'install it with `pip install "lohard[{extra}]"`, or `pip install -e ".[{extra}]"` '

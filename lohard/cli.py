@@ -19,7 +19,7 @@ import sys
 from contextlib import contextmanager
 
 from lohard import _argtypes as T
-from lohard._util import to_jsonable
+from lohard._util import register_needs_torch, say_needs_torch, to_jsonable
 
 DESCRIPTION = """\
 lohard: where inference is hard in planted constraint satisfaction problems, and how the
@@ -217,20 +217,11 @@ def _parse_presets(text: str) -> tuple:
     return tuple(out)
 
 
-def _say_needs_torch(command: str) -> int:
-    """Tell the user that ``command`` needs the torch extra; the exit status 2."""
-    from lohard._util import extra_hint
-
-    print(f"lohard {command}: error: this command needs PyTorch; {extra_hint('torch')}",
-          file=sys.stderr)
-    return 2
-
-
 def _needs_torch(command: str) -> bool:
     try:
         import torch  # noqa: F401
     except ImportError:
-        _say_needs_torch(command)
+        say_needs_torch(command)
         return True
     return False
 
@@ -439,21 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as err:
             if mod == "lohard.mdm.cli" and err.name == "torch":
-                _register_needs_torch(sub, ("train-mdm", "eval-mdm"))
+                register_needs_torch(sub, ("train-mdm", "eval-mdm"))
                 continue
             if err.name != mod:
                 raise
             continue
         module.register(sub)
     return parser
-
-
-def _register_needs_torch(sub, names) -> None:
-    """Commands of the torch extra, registered so that they say what is missing."""
-
-    for name in names:
-        p = sub.add_parser(name, help="(needs the torch extra)", add_help=False)
-        p.set_defaults(func=lambda args: _say_needs_torch(args.command), _needs_torch=True)
 
 
 #: Commands that can run for minutes without a progress bar: their progress goes to

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lohard import _argtypes as T
-from lohard._util import to_jsonable
+from lohard._util import register_needs_torch, to_jsonable
 
 #: Modules that may contribute ``lohard sudoku`` subcommands (skipped when absent).
 SUDOKU_EXTENSIONS = ("lohard.mdm.sudoku_cli",)
@@ -29,19 +29,6 @@ _RATE_CHUNK = 2000
 
 #: Subcommands of the torch extra (lohard.mdm.sudoku_cli): without torch they say so.
 TORCH_SUBCOMMANDS = ("train", "eval", "tables")
-
-
-def _register_needs_torch(sub, names) -> None:
-    from lohard._util import extra_hint
-
-    def say(args) -> int:
-        print(f"lohard sudoku {args.sudoku_command}: error: this command needs PyTorch; "
-              f"{extra_hint('torch')}", file=sys.stderr)
-        return 2
-
-    for name in names:
-        p = sub.add_parser(name, help="(needs the torch extra)", add_help=False)
-        p.set_defaults(func=say, _needs_torch=True)
 
 
 def register(subparsers) -> argparse._SubParsersAction:
@@ -101,7 +88,7 @@ def register(subparsers) -> argparse._SubParsersAction:
         except ModuleNotFoundError as err:
             # absent extension, or its optional torch dependency missing
             if err.name == "torch":
-                _register_needs_torch(sub, TORCH_SUBCOMMANDS)
+                register_needs_torch(sub, TORCH_SUBCOMMANDS, prefix="sudoku ")
                 continue
             if err.name is not None and mod.startswith(err.name):
                 continue
