@@ -38,6 +38,7 @@ from lohard.mdm._train import (
     recorder,
     run_steps,
     select_device,
+    shared_resume_state,
     write_state,
 )
 from lohard.sudoku import (
@@ -233,14 +234,7 @@ def _train_sudoku(cfg: SudokuTrainConfig, puzzles: PuzzleSet, out: Path, *, worl
     history: list[dict[str, Any]] = []
     start, seconds, gpu_seconds, devices, running_state = 0, 0.0, 0.0, [], {}
 
-    def resume_state() -> dict | None:
-        if ckpt_path.exists() and not resume:
-            raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, "
-                             f"or choose another output folder")
-        return _read(ckpt_path) if resume and ckpt_path.exists() else None
-
-    # Rank 0 reads (the other machines need not see its disk) and every rank checks.
-    state = world.share(resume_state)
+    state = shared_resume_state(world, ckpt_path, resume, _read)
     if state is not None:
         saved = SudokuTrainConfig(**state["config"]).to_dict()
         # The device may change between sessions (e.g. CPU then CUDA); nothing else may.

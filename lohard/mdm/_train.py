@@ -650,6 +650,21 @@ def _rank_device(spec: str, world: World) -> torch.device:
     return world.cuda_device() if device.type == "cuda" else device
 
 
+def shared_resume_state(world: World, ckpt_path: Path, resume: bool, reader) -> dict | None:
+    """The checkpoint a run resumes from (None for a fresh run), read by rank 0 with
+    ``reader`` and shared with every rank (the other machines need not see its disk), so
+    that every rank runs the same checks. Refuses an existing checkpoint without
+    ``resume``."""
+
+    def read() -> dict | None:
+        if ckpt_path.exists() and not resume:
+            raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, "
+                             f"or choose another output folder")
+        return reader(ckpt_path) if resume and ckpt_path.exists() else None
+
+    return world.share(read)
+
+
 def _train(cfg: TrainConfig, out: Path, *, world: World, device: torch.device, keep: set,
            resume: bool, stop_after, max_seconds, progress: bool, log) -> TrainResult:
     """:func:`train` after the arguments are checked and the ranks have joined."""
@@ -666,14 +681,7 @@ def _train(cfg: TrainConfig, out: Path, *, world: World, device: torch.device, k
     start = 0
     running_state: dict = {}
 
-    def resume_state() -> dict | None:
-        if ckpt_path.exists() and not resume:
-            raise ValueError(f"{ckpt_path} exists; pass resume=True (--resume) to continue it, "
-                             f"or choose another output folder")
-        return read_state(ckpt_path) if resume and ckpt_path.exists() else None
-
-    # Rank 0 reads (the other machines need not see its disk) and every rank checks.
-    state = world.share(resume_state)
+    state = shared_resume_state(world, ckpt_path, resume, read_state)
     if state is not None:
         if state["distribution_hash"] != dist_hash:
             raise ValueError(f"{ckpt_path} was trained on a different distribution (hash "
