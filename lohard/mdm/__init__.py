@@ -16,7 +16,7 @@ from lohard.mdm._model import (
     build_model,
     check_fits,
 )
-from lohard.mdm._oracle import MAX_ORACLE_STATES, ExactOracle, PosteriorOracle
+from lohard.mdm._oracle import MAX_ORACLE_STATES, BPOracle, ExactOracle, PosteriorOracle
 from lohard.mdm._pilearner import (
     ORDERS,
     PILEARNER_SIZES,
@@ -37,7 +37,11 @@ from lohard.mdm._sampling import (
     DEFAULT_NOISE_SCALE,
     K_MODES,
     NOISES,
+    POSITION_SCORES,
+    REMASK_MODES,
     SAMPLERS,
+    Remask,
+    position_scores,
     sample,
     select_top_k,
 )
@@ -71,6 +75,7 @@ __all__ = [
     "check_fits",
     "ExactOracle",
     "PosteriorOracle",
+    "BPOracle",
     "MAX_ORACLE_STATES",
     "mdm_loss",
     "loss_masks",
@@ -80,6 +85,10 @@ __all__ = [
     "sample",
     "select_top_k",
     "SAMPLERS",
+    "POSITION_SCORES",
+    "REMASK_MODES",
+    "Remask",
+    "position_scores",
     "K_MODES",
     "NOISES",
     "DEFAULT_NOISE_SCALE",

@@ -149,3 +149,67 @@ class PosteriorOracle(nn.Module):
         """Logits log p(x^i = v | tokens), -inf where the probability is 0: (B, L, V)."""
         with torch.no_grad(), np.errstate(divide="ignore"):
             return torch.log(self.probs(tokens)).float()
+
+
+class BPOracle(nn.Module):
+    r"""Belief-propagation "model" of an L&O law: BP marginals given the unmasked tokens.
+
+    The interface of :class:`ExactOracle` (``probs``, ``forward``, ``vocab_size``,
+    ``mask_id``), computed by :func:`lohard.lo.bp_posterior` on the factor graph the
+    unmasked observations induce. It serves as the ordering oracle of
+    ``sample(..., sampler="bp-order", order_model=BPOracle(dist))``: the positions BP is
+    most confident about are unmasked first, with values from the MDM.
+
+    Parameters
+    ----------
+    dist : LODistribution
+        Table observations on small scopes (a CSP factor graph, e.g. NAE-SAT or a
+        sparse predicate); a slab law has no such structure and is refused.
+    bp_options
+        Passed to :func:`lohard.lo.bp_posterior` (``damping``, ``tol``, ``max_iter``).
+
+    Notes
+    -----
+    CPU, float64, one BP run per sequence and call. A sequence on which BP did not
+    converge is counted in ``not_converged`` (its beliefs, the last iterate, are still
+    used to rank positions).
+    """
+
+    def __init__(self, dist: LODistribution, **bp_options) -> None:
+        super().__init__()
+        from lohard.lo._distribution import KIND_TABLE
+
+        if not isinstance(dist, LODistribution):
+            raise TypeError(f"BPOracle needs an LODistribution (a CSP), got "
+                            f"{type(dist).__name__}")
+        if dist.kind != KIND_TABLE:
+            raise ValueError(f"bp-order needs a distribution with a CSP structure (table "
+                             f"observations on scopes of k latents); the {dist.family!r} "
+                             f"law is of kind {dist.kind!r}, whose observations couple all "
+                             f"latents at once")
+        self.dist = dist
+        self.bp_options = dict(bp_options)
+        self.vocab_size = dist.vocab_size
+        self.mask_id = dist.mask_id
+        self.max_seq_len = dist.length
+        self.data_length = dist.length
+        self.calls = 0
+        self.not_converged = 0
+
+    def probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """BP laws at every position: float64 tensor, shape (B, L, V)."""
+        from lohard.lo import bp_posterior
+
+        if tokens.shape[1] != self.dist.length:
+            raise ValueError(f"tokens must have length L = {self.dist.length}, got "
+                             f"{tokens.shape[1]}")
+        post = bp_posterior(self.dist, tokens.detach().cpu().numpy(), warn=False,
+                            **self.bp_options)
+        self.calls += 1
+        self.not_converged += int(np.count_nonzero(~np.asarray(post.converged)))
+        return torch.from_numpy(post.probs).to(tokens.device)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits log p(x^i = v | tokens) from BP, -inf where BP gives 0: (B, L, V)."""
+        with torch.no_grad(), np.errstate(divide="ignore"):
+            return torch.log(self.probs(tokens)).float()

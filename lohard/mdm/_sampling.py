@@ -1,19 +1,32 @@
-"""Reverse-process samplers: vanilla, and adaptive by top probability or top-probability margin."""
+"""Reverse-process samplers: vanilla, the paper's adaptive orders, and decoders beyond the paper.
+
+The paper's three (Sec. 2, App. D): ``vanilla``, ``top-prob``, ``margin``. Beyond it, the
+rules other MDM codebases use (``docs/decoders.md`` maps the names): ``entropy`` (Dream),
+``threshold`` (confidence-threshold parallel decoding, Fast-dLLM), ``semi-ar`` (blocks
+left to right, LLaDA), ``bp-order`` (belief propagation on the CSP ranks the positions,
+the MDM gives the values) and remasking added to any order (:class:`Remask`, ReMDM / P2).
+"""
 
 from __future__ import annotations
 
 import math
 import sys
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 
 from lohard.mdm._loss import alpha, check_tokens
 
 #: Sampler names accepted by :func:`sample`.
-SAMPLERS = ("vanilla", "top-prob", "margin", "random")
+SAMPLERS = ("vanilla", "top-prob", "margin", "random", "entropy", "threshold", "semi-ar",
+            "bp-order")
 #: The paper's three (Sec. 2, App. D); ``random`` is vanilla's order with K per step fixed.
 PAPER_SAMPLERS = SAMPLERS[:3]
+#: Position scores (higher is unmasked first): inside ``semi-ar`` blocks, and of ``bp-order``.
+POSITION_SCORES = ("top-prob", "margin", "entropy", "random")
+#: Which decoded tokens :class:`Remask` puts back under the mask.
+REMASK_MODES = ("random", "confidence")
 #: How adaptive samplers choose K per step (App. D.1.2).
 K_MODES = ("deterministic", "binomial")
 #: Noise added to the adaptive position score (App. D.1.2 Gaussian, App. D.2 Gumbel).
@@ -66,11 +79,109 @@ def _top_k(scores, masked, k):
     return (ranks < k[:, None]) & masked
 
 
-def _position_scores(probs: torch.Tensor, sampler: str) -> torch.Tensor:
+def position_scores(probs: torch.Tensor, rule: str, *, generator=None) -> torch.Tensor:
+    r"""Score of every position under an ordering rule (higher: unmasked first).
+
+    * ``"top-prob"``: :math:`\max_j p^i(j)`;
+    * ``"margin"``: :math:`p^i(j_1) - p^i(j_2)` (the two most likely values);
+    * ``"entropy"``: :math:`-H(p^i) = \sum_j p^i(j) \log p^i(j)` (lowest entropy first);
+    * ``"random"``: uniform on [0, 1) (the order of a random permutation).
+
+    Parameters
+    ----------
+    probs : float tensor, shape (B, L, V)
+        The per-position laws :math:`p^i`.
+    rule : str
+        One of :data:`POSITION_SCORES`.
+    generator : torch.Generator, optional
+        For ``"random"``.
+    """
+    if rule not in POSITION_SCORES:
+        raise ValueError(f"unknown position score {rule!r}; choose one of "
+                         f"{', '.join(POSITION_SCORES)}")
+    if rule == "random":
+        return torch.rand(probs.shape[:-1], generator=generator, device=probs.device)
+    if rule == "entropy":
+        p = probs.float()
+        return torch.where(p > 0, p * torch.log(p.clamp_min(1e-38)), 0.0).sum(dim=-1)
     top2 = probs.topk(2, dim=-1).values
-    if sampler == "top-prob":
+    if rule == "top-prob":
         return top2[..., 0]
     return top2[..., 0] - top2[..., 1]
+
+
+def _position_scores(probs: torch.Tensor, sampler: str) -> torch.Tensor:
+    return position_scores(probs, sampler)
+
+
+@dataclass(frozen=True)
+class Remask:
+    r"""A remasking schedule added to any order (ReMDM, Wang et al. 2025; P2, Peng et al.
+    2025): decoded tokens go back under the mask and are drawn again later, with more
+    context, so an early mistake can be repaired.
+
+    At a reverse step from t to s whose time s lies in the window
+    ``t_off <= s <= t_on``, after the order unmasks its K positions, the decoder remasks
+
+    .. math:: R = \lfloor \eta K + 1/2 \rfloor
+
+    tokens it generated at earlier steps (never a prompt token, never one of this step's):
+
+    * ``mode="random"``: chosen uniformly (ReMDM's order-free remasking);
+    * ``mode="confidence"``: those whose value had the lowest probability
+      :math:`p_\theta(x^i = v \mid x_t)` when it was drawn (ReMDM-conf, P2's
+      self-correction).
+
+    :math:`\eta \le 1` (a step never remasks more than it unmasks); the window ends
+    before s = 0, so the last steps finish the sequence. Model calls are unchanged for
+    the fixed-step orders (remasking needs no extra forward pass); ``threshold`` and the
+    Sudoku decoders take the extra steps the remasked tokens need.
+
+    With the exact conditionals (p_theta = p_data), one token per step and the
+    ``random`` order, ``mode="random"`` keeps the output law exact (a remask chosen
+    independently of the values, redrawn from its exact conditional, is a Gibbs move of
+    the revealed marginal); the tests check it.
+    """
+
+    mode: str = "confidence"
+    eta: float = 0.5
+    t_on: float = 0.6
+    t_off: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.mode not in REMASK_MODES:
+            raise ValueError(f"unknown remask mode {self.mode!r}; choose one of "
+                             f"{', '.join(REMASK_MODES)}")
+        if not (math.isfinite(self.eta) and self.eta >= 0):
+            raise ValueError(f"the remask rate eta must be finite and >= 0, got {self.eta}")
+        if self.eta > 1:
+            raise ValueError(f"the remask rate eta = {self.eta:g} exceeds 1: a step would "
+                             f"remask more tokens (R = eta K) than it unmasks (K)")
+        if not (0 < self.t_off <= self.t_on <= 1):
+            raise ValueError(f"the remask window needs 0 < t_off <= t_on <= 1 (it must end "
+                             f"before t = 0 so that the last steps finish the sequence), got "
+                             f"t_on = {self.t_on}, t_off = {self.t_off}")
+
+    def active(self, s: float) -> bool:
+        """Whether a step ending at time ``s`` remasks."""
+        return self.eta > 0 and self.t_off <= s <= self.t_on
+
+    def count(self, k: torch.Tensor) -> torch.Tensor:
+        """R per row for K unmasked per row."""
+        return torch.floor(k.double() * self.eta + 0.5).long()
+
+    def choose(self, decoded: torch.Tensor, conf: torch.Tensor, r: torch.Tensor,
+               generator) -> torch.Tensor:
+        """The positions to remask: bool (B, L), ``r`` per row among ``decoded``."""
+        r = torch.minimum(r, decoded.sum(dim=1))
+        if self.mode == "random":
+            score = torch.rand(decoded.shape, generator=generator, device=decoded.device)
+        else:
+            score = -conf
+        return _top_k(score, decoded, r)
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "eta": self.eta, "t_on": self.t_on, "t_off": self.t_off}
 
 
 def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int = 50,
@@ -79,7 +190,9 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
            noise: str | None = None, noise_scale: float = DEFAULT_NOISE_SCALE,
            temperature: float = 1.0, batch_size: int = 1024,
            generator: torch.Generator | int | None = None, amp: bool = True,
-           progress: bool | str = False) -> torch.Tensor:
+           progress: bool | str = False, tau: float = 0.9, block_size: int | None = None,
+           block_score: str = "margin", remask: Remask | None = None, order_model=None,
+           return_calls: bool = False):
     r"""Generate (or infill) sequences with the MDM reverse process.
 
     The time grid is :math:`t_j = 1 - j/T`, j = 0..T (T = ``steps``). Going from
@@ -94,15 +207,28 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
       :math:`K = \lfloor n_{\mathrm{masked}} (\alpha_s-\alpha_t)/(1-\alpha_t) + 1/2\rfloor`,
       ``"binomial"`` draws :math:`K \sim \mathrm{Bin}(n_{\mathrm{masked}},
       (\alpha_s-\alpha_t)/(1-\alpha_t))`.
-
+    * ``"entropy"``: the K masked positions of lowest predictive entropy
+      :math:`H(p_\theta(\cdot \mid x_t)^i)` (Dream's order), K as above.
     * ``"random"``: K uniformly random masked positions (K as for the adaptive
       samplers): vanilla's order with a fixed count per step. With ``steps = L`` it
       unmasks one token per step, the any-order chain rule, so a model equal to
       p_data then samples p_data exactly.
+    * ``"threshold"``: confidence-threshold parallel decoding (Fast-dLLM): every step
+      unmasks each masked position with :math:`\max_j p_\theta(x^i = j \mid x_t) \ge \tau`,
+      and at least the most confident one; it runs until nothing is masked, so
+      ``steps`` is not used and the number of model calls varies (``return_calls``).
+    * ``"semi-ar"``: blocks of B = ``block_size`` positions, left to right (LLaDA's
+      semi-autoregressive decoding): the T steps are split equally over the L / B blocks
+      and, inside the current block, the positions with the highest ``block_score``
+      (one of :data:`POSITION_SCORES`) are unmasked, K by the block's own linear grid.
+    * ``"bp-order"``: the K masked positions whose ``order_model`` law (BP marginals on
+      the CSP, :class:`lohard.mdm.BPOracle`) has the largest margin are unmasked, with
+      values drawn from the MDM: BP as an ordering oracle.
 
     Each chosen position gets a value drawn from :math:`p_\theta(\cdot \mid x_t)`
     (tempered by ``temperature``). The last step has s = 0, so every position is
-    unmasked at the end. Given prompt tokens are never changed.
+    unmasked at the end. Given prompt tokens are never changed. ``remask`` adds a
+    remasking schedule (:class:`Remask`) to any order.
 
     Parameters
     ----------
@@ -110,9 +236,11 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
         ``model(tokens) -> logits (B, L, V)``, attributes ``vocab_size``, ``mask_id``.
     num : int, optional
         Number of sequences (unconditional generation, or copies of a 1-D prompt).
-    sampler : {"vanilla", "top-prob", "margin", "random"}
+    sampler : str
+        One of :data:`SAMPLERS`.
     steps : int
-        Number of reverse steps T (50 as in the paper).
+        Number of reverse steps T (50 as in the paper); ``semi-ar`` needs a multiple of
+        the number of blocks; ``threshold`` ignores it.
     prompt : int tensor, shape (B, L) or (L,), optional
         Sequences to infill: positions equal to ``model.mask_id`` are generated,
         the others kept. Default: all masked (unconditional).
@@ -138,14 +266,32 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
         bf16 autocast of the model on CUDA (ignored on CPU).
     progress : bool or str
         A tqdm bar of the reverse steps on stderr (a string is its label).
+    tau : float
+        Confidence threshold of ``"threshold"``, in (0, 1].
+    block_size : int, optional
+        B of ``"semi-ar"``: a divisor of L, at most L.
+    block_score : str
+        Position score inside a ``"semi-ar"`` block (:data:`POSITION_SCORES`).
+    remask : Remask, optional
+        Remasking schedule added to the order.
+    order_model : optional
+        ``"bp-order"``'s ranking oracle: ``order_model.probs(tokens) -> (B, L, V)``.
+    return_calls : bool
+        Also return the model calls each sequence needed: the reverse steps at which it
+        unmasked at least one token (a decoder running that sequence alone makes exactly
+        these forward passes).
 
     Returns
     -------
-    int64 tensor, shape (B, L), on the model's device.
+    int64 tensor, shape (B, L), on the model's device; with ``return_calls`` a pair
+    ``(tokens, calls)``, calls an int64 tensor of shape (B,).
 
     References
     ----------
     Kim et al. (ICML 2025), Sec. 2 (vanilla and adaptive inference), App. D.1.2, D.2.
+    Dream 7B (Ye et al. 2025: entropy order); LLaDA (Nie et al. 2025: semi-autoregressive
+    blocks); Fast-dLLM (Wu et al. 2025: confidence-threshold parallel decoding); ReMDM
+    (Wang et al. 2025) and P2 (Peng et al. 2025): remasking.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; valid samplers are "
@@ -162,8 +308,22 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
         raise ValueError(f"temperature must be finite and > 0, got {temperature}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size}")
+    if sampler == "threshold":
+        check_tau(tau)
+    if block_score not in POSITION_SCORES:
+        raise ValueError(f"unknown block_score {block_score!r}; choose one of "
+                         f"{', '.join(POSITION_SCORES)}")
+    if remask is not None and not isinstance(remask, Remask):
+        raise TypeError(f"remask must be a lohard.mdm.Remask schedule, got "
+                        f"{type(remask).__name__}")
+    if sampler == "bp-order" and order_model is None:
+        raise ValueError("bp-order ranks positions by BP marginals on the CSP: pass "
+                         "order_model=lohard.mdm.BPOracle(dist) for an L&O distribution with "
+                         "table observations (a CSP factor graph)")
     device = _model_device(model)
     x = _initial(model, num, prompt, length, device)
+    if sampler == "semi-ar":
+        check_blocks(block_size, x.shape[1], steps)
     if isinstance(generator, torch.Generator):
         gen = generator
     else:
@@ -173,6 +333,7 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
         else:
             gen.manual_seed(int(generator))
     out = torch.empty_like(x)
+    calls = torch.zeros(x.shape[0], dtype=torch.int64, device=device)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
@@ -181,20 +342,63 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
         from tqdm.auto import tqdm
 
         n_batches = -(-x.shape[0] // int(batch_size))
-        bar = tqdm(total=n_batches * int(steps), unit="step", file=sys.stderr,
+        per = x.shape[1] if sampler == "threshold" else int(steps)
+        bar = tqdm(total=n_batches * per, unit="step", file=sys.stderr,
                    desc=progress if isinstance(progress, str) else f"sample {sampler}")
+    opts = _Opts(sampler, int(steps), schedule, k_mode, noise, float(noise_scale),
+                 float(temperature), float(tau), block_size, block_score, remask, order_model)
     try:
         for lo in range(0, x.shape[0], batch_size):
-            out[lo:lo + batch_size] = _sample_batch(
-                model, x[lo:lo + batch_size], sampler, int(steps), schedule, k_mode, noise,
-                float(noise_scale), float(temperature), gen, amp and device.type == "cuda",
-                bar)
+            out[lo:lo + batch_size], calls[lo:lo + batch_size] = _sample_batch(
+                model, x[lo:lo + batch_size], opts, gen, amp and device.type == "cuda", bar)
     finally:
         if bar is not None:
             bar.close()
         if was_training:
             model.train()
-    return out
+    return (out, calls) if return_calls else out
+
+
+def check_tau(tau: float) -> float:
+    """The confidence threshold of ``threshold`` decoding, checked to lie in (0, 1]."""
+    if not (math.isfinite(tau) and 0 < tau <= 1):
+        raise ValueError(f"the confidence threshold tau must lie in (0, 1], got {tau}")
+    return float(tau)
+
+
+def check_blocks(block_size, length: int, steps: int | None = None) -> int:
+    """Number of ``semi-ar`` blocks of ``block_size`` in ``length`` positions (checked)."""
+    if block_size is None:
+        raise ValueError("semi-ar needs block_size, the number B of positions per block")
+    if int(block_size) != block_size or block_size < 1:
+        raise ValueError(f"block_size must be an integer >= 1, got {block_size}")
+    b = int(block_size)
+    if b > length:
+        raise ValueError(f"block size B = {b} exceeds the sequence length L = {length}")
+    if length % b:
+        raise ValueError(f"block size B = {b} does not divide the sequence length L = "
+                         f"{length} (L mod B = {length % b})")
+    n_blocks = length // b
+    if steps is not None and steps % n_blocks:
+        raise ValueError(f"semi-ar splits the T = {steps} steps equally over the L / B = "
+                         f"{n_blocks} blocks: T must be a multiple of {n_blocks}")
+    return n_blocks
+
+
+@dataclass(frozen=True)
+class _Opts:
+    sampler: str
+    steps: int
+    schedule: str
+    k_mode: str
+    noise: str | None
+    noise_scale: float
+    temperature: float
+    tau: float
+    block_size: int | None
+    block_score: str
+    remask: Remask | None
+    order_model: object
 
 
 def default_length(model) -> int:
@@ -236,52 +440,117 @@ def _initial(model, num, prompt, length, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _sample_batch(model, x, sampler, steps, schedule, k_mode, noise, noise_scale, temperature,
-                  gen, use_amp, bar=None) -> torch.Tensor:
+def _sample_batch(model, x, o: _Opts, gen, use_amp, bar=None):
     device = x.device
-    ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
-    alphas = alpha(ts, schedule).tolist()
-    alphas[0], alphas[-1] = 0.0, 1.0  # exact ends: alpha_1 = 0, alpha_0 = 1
+    B, L = x.shape
     amp_ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
-    for j in range(steps):
+    calls = torch.zeros(B, dtype=torch.int64, device=device)
+    prompt = x != model.mask_id
+    # Probability each generated token had when drawn (for confidence remasking).
+    conf = torch.zeros(B, L, device=device)
+
+    def forward(j, total):
+        with amp_ctx:
+            logits = model(x)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        if bool(torch.isnan(logp).any()):
+            raise FloatingPointError(f"the model gave NaN log-probabilities at reverse step "
+                                     f"{j + 1} of {total} (non-finite weights or inputs)")
+        # The position scores use p_theta itself; only the value draws are tempered.
+        logq = logp if o.temperature == 1.0 else torch.log_softmax(logp / o.temperature, dim=-1)
+        # Gumbel-max: an exact draw from softmax(logq), zero-probability values never win.
+        values = (logq + _gumbel(logq.shape, gen, device)).argmax(dim=-1)
+        return logp, values
+
+    def commit(chosen, values, logp, s):
+        nonlocal x, conf
+        before = (x != model.mask_id) & ~prompt  # generated at earlier steps
+        x = torch.where(chosen, values, x)
+        conf = torch.where(chosen, logp.gather(-1, values[..., None])[..., 0].exp(), conf)
+        busy = chosen.any(dim=1)
+        if o.remask is not None and o.remask.active(s):
+            cand = before if region is None else before & region
+            back = o.remask.choose(cand, conf, o.remask.count(chosen.sum(dim=1)), gen)
+            x = torch.where(back, model.mask_id, x)
+        calls.add_(busy.long())
+
+    region = None
+    if o.sampler == "threshold":
+        # Nominal time: 1 - (unmask events so far) / (positions masked at the start); it
+        # falls by at least 1/n per step, so a remask window always closes.
+        n0 = (~prompt).sum(dim=1).clamp_min(1).double()
+        events = torch.zeros(B, dtype=torch.float64, device=device)
+        j = 0
+        while True:
+            masked = x == model.mask_id
+            if not bool(masked.any()):
+                break
+            logp, values = forward(j, L)
+            top = logp.exp().max(dim=-1).values
+            first = _top_k(top, masked, masked.any(dim=1).long())
+            chosen = masked & ((top >= o.tau) | first)
+            events += chosen.sum(dim=1).double()
+            s = float((1.0 - events / n0).clamp_min(0.0).max())
+            commit(chosen, values, logp, s)
+            j += 1
+            if bar is not None:
+                bar.update(1)
+        return x, calls
+
+    T = o.steps
+    if o.sampler == "semi-ar":
+        n_blocks = L // o.block_size
+        per = T // n_blocks
+    else:
+        n_blocks, per = 1, T
+    ts = torch.linspace(1.0, 0.0, per + 1, dtype=torch.float64)
+    alphas = alpha(ts, o.schedule).tolist()
+    alphas[0], alphas[-1] = 0.0, 1.0  # exact ends: alpha_1 = 0, alpha_0 = 1
+    pos = torch.arange(L, device=device)
+    for j in range(T):
         if bar is not None:
             bar.update(1)
-        a_t, a_s = alphas[j], alphas[j + 1]
-        ratio = 1.0 if j == steps - 1 else min(1.0, max(0.0, (a_s - a_t) / (1.0 - a_t)))
+        blk, jj = divmod(j, per)
+        a_t, a_s = alphas[jj], alphas[jj + 1]
+        ratio = 1.0 if jj == per - 1 else min(1.0, max(0.0, (a_s - a_t) / (1.0 - a_t)))
+        s = 1.0 - (j + 1) / T
         masked = x == model.mask_id
-        if sampler == "vanilla":
+        if o.sampler == "semi-ar":
+            region = (pos >= blk * o.block_size) & (pos < (blk + 1) * o.block_size)
+            masked = masked & region
+        if o.sampler == "vanilla":
             u = torch.rand(x.shape, generator=gen, device=device)
             chosen = masked & (u < ratio)
             # With many steps most vanilla steps unmask nothing: skip their forward pass
             # (one host sync, cheap next to a forward pass).
             if not bool(chosen.any()):
                 continue
-        with amp_ctx:
-            logits = model(x)
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        if bool(torch.isnan(logp).any()):
-            raise FloatingPointError(f"the model gave NaN log-probabilities at reverse step "
-                                     f"{j + 1} of {steps} (non-finite weights or inputs)")
-        # The position scores use p_theta itself; only the value draws are tempered.
-        logq = logp if temperature == 1.0 else torch.log_softmax(logp / temperature, dim=-1)
-        # Gumbel-max: an exact draw from softmax(logq), zero-probability values never win.
-        values = (logq + _gumbel(logq.shape, gen, device)).argmax(dim=-1)
-        if sampler != "vanilla":
+        logp, values = forward(j, T)
+        if o.sampler != "vanilla":
             count = masked.sum(dim=1)
-            if k_mode == "deterministic":
+            if o.k_mode == "deterministic":
                 k = torch.floor(count.double() * ratio + 0.5).long()
             else:
                 u = torch.rand(x.shape, generator=gen, device=device)
                 k = (masked & (u < ratio)).sum(dim=1)
-            if sampler == "random":
+            if o.sampler == "random":
                 score = torch.rand(masked.shape, generator=gen, device=device)
+            elif o.sampler == "semi-ar":
+                score = position_scores(logp.exp(), o.block_score, generator=gen)
+            elif o.sampler == "bp-order":
+                score = position_scores(_order_probs(o.order_model, x), "margin")
             else:
-                score = _position_scores(logp.exp(), sampler)
-            if noise == "gumbel":
-                score = score + noise_scale * _gumbel(score.shape, gen, device)
-            elif noise == "gaussian":
-                score = score + noise_scale * torch.randn(score.shape, generator=gen,
-                                                          device=device)
+                score = _position_scores(logp.exp(), o.sampler)
+            if o.noise == "gumbel":
+                score = score + o.noise_scale * _gumbel(score.shape, gen, device)
+            elif o.noise == "gaussian":
+                score = score + o.noise_scale * torch.randn(score.shape, generator=gen,
+                                                            device=device)
             chosen = _top_k(score, masked, k.clamp(max=count))
-        x = torch.where(chosen, values, x)
-    return x
+        commit(chosen, values, logp, s)
+    return x, calls
+
+
+def _order_probs(order_model, x: torch.Tensor) -> torch.Tensor:
+    probs = order_model.probs(x)
+    return torch.as_tensor(probs, device=x.device).float()
