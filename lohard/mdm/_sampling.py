@@ -166,6 +166,10 @@ class Remask:
         """Whether a step ending at time ``s`` remasks."""
         return self.eta > 0 and self.t_off <= s <= self.t_on
 
+    def active_rows(self, s: torch.Tensor) -> torch.Tensor:
+        """Per row: whether a step ending at the row's time ``s`` (B,) remasks."""
+        return (s >= self.t_off) & (s <= self.t_on) & (self.eta > 0)
+
     def count(self, k: torch.Tensor) -> torch.Tensor:
         """R per row for K unmasked per row."""
         return torch.floor(k.double() * self.eta + 0.5).long()
@@ -463,15 +467,20 @@ def _sample_batch(model, x, o: _Opts, gen, use_amp, bar=None):
         return logp, values
 
     def commit(chosen, values, logp, s):
+        # s: float, or a (B,) tensor of per-row times (threshold decoding)
         nonlocal x, conf
         before = (x != model.mask_id) & ~prompt  # generated at earlier steps
         x = torch.where(chosen, values, x)
         conf = torch.where(chosen, logp.gather(-1, values[..., None])[..., 0].exp(), conf)
         busy = chosen.any(dim=1)
-        if o.remask is not None and o.remask.active(s):
-            cand = before if region is None else before & region
-            back = o.remask.choose(cand, conf, o.remask.count(chosen.sum(dim=1)), gen)
-            x = torch.where(back, model.mask_id, x)
+        if o.remask is not None:
+            on = (o.remask.active_rows(s) if torch.is_tensor(s)
+                  else torch.full_like(busy, o.remask.active(s)))
+            if bool(on.any()):
+                cand = before if region is None else before & region
+                r = o.remask.count(chosen.sum(dim=1)) * on
+                back = o.remask.choose(cand, conf, r, gen)
+                x = torch.where(back, model.mask_id, x)
         calls.add_(busy.long())
 
     region = None
@@ -490,8 +499,7 @@ def _sample_batch(model, x, o: _Opts, gen, use_amp, bar=None):
             first = _top_k(top, masked, masked.any(dim=1).long())
             chosen = masked & ((top >= o.tau) | first)
             events += chosen.sum(dim=1).double()
-            s = float((1.0 - events / n0).clamp_min(0.0).max())
-            commit(chosen, values, logp, s)
+            commit(chosen, values, logp, (1.0 - events / n0).clamp_min(0.0))
             j += 1
             if bar is not None:
                 bar.update(1)

@@ -55,7 +55,17 @@ from tqdm.auto import tqdm
 
 from lohard.mdm._model import MaskedDiffusionTransformer
 from lohard.mdm._pilearner import PiLearner
-from lohard.mdm._sampling import DEFAULT_NOISE_SCALE, _gumbel, _model_device, select_top_k
+from lohard.mdm._sampling import (
+    DEFAULT_NOISE_SCALE,
+    POSITION_SCORES,
+    Remask,
+    _gumbel,
+    _model_device,
+    _top_k,
+    check_tau,
+    position_scores,
+    select_top_k,
+)
 from lohard.mdm._sudoku_data import _arm_step_inputs, mdm_sudoku_inputs
 from lohard.sudoku import (
     PuzzleSet,
@@ -66,6 +76,9 @@ from lohard.sudoku import (
 from lohard.sudoku._grid import check_box
 
 MDM_DECODERS = ("vanilla", "top-prob", "margin")
+#: Decoders beyond the paper (``docs/decoders.md``): lowest entropy first, confidence-
+#: threshold parallel decoding, and semi-autoregressive blocks of cells (row-major).
+EXTRA_DECODERS = ("entropy", "threshold", "semi-ar")
 #: Conventions of the Gumbel noise on the adaptive scores (module docstring).
 NOISE_MODES = ("log-annealed", "prob")
 #: BP-ordered decoders: BP order with BP's values, BP order with the MDM's values.
@@ -90,6 +103,9 @@ class SudokuDecode:
         ARM only: every triple well formed and every cell named once (True otherwise).
     seconds : float
     options : dict
+    calls : int64 array, shape (M,), optional
+        Forward passes of the model each puzzle needed: the steps at which it filled at
+        least one cell (ARM: generated tokens; BP orders: MDM value calls, 0 for BP's own).
     """
 
     method: str
@@ -99,6 +115,7 @@ class SudokuDecode:
     well_formed: np.ndarray
     seconds: float = 0.0
     options: dict = field(default_factory=dict)
+    calls: np.ndarray | None = None  # model calls (forward passes) each puzzle needed
 
     @property
     def accuracy(self) -> float:
@@ -132,9 +149,9 @@ def _check_decode_opts(method, cells_per_step, noise_scale, temperature, batch_s
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"unknown noise_mode {noise_mode!r}; choose one of "
                          f"{', '.join(NOISE_MODES)}")
-    if method not in MDM_DECODERS:
+    if method not in MDM_DECODERS + EXTRA_DECODERS:
         raise ValueError(f"unknown MDM decoder {method!r}; choose one of "
-                         f"{', '.join(MDM_DECODERS)}")
+                         f"{', '.join(MDM_DECODERS + EXTRA_DECODERS)}")
     if int(cells_per_step) != cells_per_step or cells_per_step < 1:
         raise ValueError(f"cells_per_step must be an integer >= 1, got {cells_per_step}")
     if not (noise_scale >= 0 and math.isfinite(noise_scale)):
@@ -150,18 +167,36 @@ def mdm_decode(model: MaskedDiffusionTransformer, puzzles, *, method: str = "mar
                cells_per_step: int = 1, noise_scale: float = DEFAULT_NOISE_SCALE,
                temperature: float = 1.0, batch_size: int = 1024, seed: int = 0,
                amp: bool = True, noise_mode: str = "log-annealed",
-               progress: bool | str = False) -> SudokuDecode:
-    """Fill the blanks of Sudoku puzzles with an MDM, in a vanilla or adaptive order.
+               progress: bool | str = False, tau: float = 0.9, block_size: int | None = None,
+               block_score: str = "margin", remask: Remask | None = None) -> SudokuDecode:
+    r"""Fill the blanks of Sudoku puzzles with an MDM, in a vanilla or adaptive order.
 
     Parameters
     ----------
     model : MaskedDiffusionTransformer
         Trained on the Sudoku layout (vocabulary n + 1).
     puzzles : int array, shape (M, N), or PuzzleSet
-    method : {"vanilla", "top-prob", "margin"}
-        How the cells to unmask are chosen (module docstring).
+    method : {"vanilla", "top-prob", "margin", "entropy", "threshold", "semi-ar"}
+        How the cells to unmask are chosen (module docstring). Beyond the paper:
+        ``"entropy"`` ranks by :math:`-H(p^i)` (its noisy score is
+        :math:`e^{-H}`, so the log-annealed noise adds to :math:`-H`);
+        ``"threshold"`` fills, in one step, every blank whose top digit probability is
+        at least ``tau`` (at least one per step; ``cells_per_step`` is not used);
+        ``"semi-ar"`` works through blocks of ``block_size`` cells in row-major order
+        (9: rows, 27: bands of a 9x9 grid), ranking the blanks of the current block by
+        ``block_score``.
     cells_per_step : int
         Cells unmasked per forward pass (the last step takes what is left).
+    tau : float
+        Threshold of ``"threshold"``, in (0, 1].
+    block_size : int, optional
+        Cells per ``"semi-ar"`` block: a divisor of N, at most N.
+    block_score : str
+        Score inside a block (:data:`lohard.mdm.POSITION_SCORES`).
+    remask : Remask, optional
+        Remasking schedule (:class:`lohard.mdm.Remask`), its time the share of the
+        puzzle's blanks not yet filled (fill events so far over blanks), so the window
+        closes after at most ``blanks / t_off``-ish steps.
     noise_scale : float
         Coefficient c of the Gumbel noise on the adaptive scores (App. D.2: 0.5; 0: none).
     noise_mode : {"log-annealed", "prob"}
@@ -188,12 +223,26 @@ def mdm_decode(model: MaskedDiffusionTransformer, puzzles, *, method: str = "mar
     box = int(round(math.sqrt(n)))
     p_all = _as_puzzle_array(puzzles, box)
     M, N = p_all.shape
+    if method == "threshold":
+        check_tau(tau)
+    if method == "semi-ar":
+        from lohard.mdm._sampling import check_blocks
+
+        check_blocks(block_size, N)
+    if block_score not in POSITION_SCORES:
+        raise ValueError(f"unknown block_score {block_score!r}; choose one of "
+                         f"{', '.join(POSITION_SCORES)}")
+    if remask is not None and not isinstance(remask, Remask):
+        raise TypeError(f"remask must be a lohard.mdm.Remask schedule, got "
+                        f"{type(remask).__name__}")
+    extra = _Extra(float(tau), block_size, block_score, remask)
     device = _model_device(model)
     use_amp = amp and device.type == "cuda"
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
     grids = np.zeros((M, N), np.int64)
     steps = np.full((M, N), -1, np.int64)
+    calls = np.zeros(M, np.int64)
     t0 = time.perf_counter()
     was = model.training
     model.eval()
@@ -201,22 +250,29 @@ def mdm_decode(model: MaskedDiffusionTransformer, puzzles, *, method: str = "mar
     try:
         for lo in range(0, M, batch_size):
             p = torch.from_numpy(p_all[lo:lo + batch_size]).to(device)
-            g, st = _mdm_decode_batch(model, p, method, int(cells_per_step), float(noise_scale),
-                                      float(temperature), gen, use_amp, noise_mode, bar)
+            g, st, c = _decode_batch(model, p, method, int(cells_per_step),
+                                     float(noise_scale), float(temperature), gen, use_amp,
+                                     noise_mode, bar, extra)
             grids[lo:lo + batch_size] = g.cpu().numpy()
             steps[lo:lo + batch_size] = st.cpu().numpy()
+            calls[lo:lo + batch_size] = c.cpu().numpy()
     finally:
         model.train(was)
         if bar is not None:
             bar.close()
     solved = valid_solutions(grids, p_all, box=box)
+    opts = {"cells_per_step": int(cells_per_step), "noise": "gumbel", "noise_mode": noise_mode,
+            "noise_scale": float(noise_scale) if method != "vanilla" else 0.0,
+            "temperature": float(temperature), "seed": int(seed), "batch_size": int(batch_size)}
+    if method == "threshold":
+        opts.update(tau=float(tau), noise_scale=0.0)
+        del opts["cells_per_step"]
+    if method == "semi-ar":
+        opts.update(block_size=int(block_size), block_score=block_score)
+    if remask is not None:
+        opts["remask"] = remask.to_dict()
     return SudokuDecode(method, grids, steps, solved, np.ones(M, bool),
-                        time.perf_counter() - t0,
-                        {"cells_per_step": int(cells_per_step), "noise": "gumbel",
-                         "noise_mode": noise_mode,
-                         "noise_scale": float(noise_scale) if method != "vanilla" else 0.0,
-                         "temperature": float(temperature), "seed": int(seed),
-                         "batch_size": int(batch_size)})
+                        time.perf_counter() - t0, opts, calls)
 
 
 def noisy_scores(score: torch.Tensor, masked_share: torch.Tensor, noise_scale: float,
@@ -256,14 +312,47 @@ def _bar(progress, total: int, label: str, unit: str):
                 desc=progress if isinstance(progress, str) else label)
 
 
+@dataclass(frozen=True)
+class _Extra:
+    tau: float
+    block_size: int | None
+    block_score: str
+    remask: Remask | None
+
+
+def _scores(probs, rule, count, n_blank, noise_scale, noise_mode, gen):
+    """A position rule's score with the decoder's Gumbel noise (none for ``random``)."""
+    if rule == "random":
+        return position_scores(probs, "random", generator=gen)
+    score = position_scores(probs, rule)
+    if rule == "entropy":
+        score = score.exp()  # e^{-H} in (0, 1]: the noise conventions need a positive score
+    return noisy_scores(score, count / n_blank, noise_scale, noise_mode, gen)
+
+
 def _mdm_decode_batch(model, p, method, cells_per_step, noise_scale, temperature, gen,
                       use_amp, noise_mode, bar=None):
+    """(grid, steps) of :func:`_decode_batch` with the paper's options."""
+    return _decode_batch(model, p, method, cells_per_step, noise_scale, temperature, gen,
+                         use_amp, noise_mode, bar)[:2]
+
+
+def _decode_batch(model, p, method, cells_per_step, noise_scale, temperature, gen,
+                  use_amp, noise_mode, bar=None, extra: _Extra | None = None):
+    """Decode one batch: (grid, steps, calls) tensors."""
+    extra = extra or _Extra(0.9, None, "margin", None)
     device = p.device
     grid = p.clone()
     n_blank = (p == 0).sum(dim=1).clamp_min(1)
     steps = torch.full_like(p, -1)
+    calls = torch.zeros(p.shape[0], dtype=torch.int64, device=device)
+    conf = torch.zeros(p.shape, device=device)
+    events = torch.zeros(p.shape[0], dtype=torch.float64, device=device)
     amp_ctx = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
     N = p.shape[1]
+    block_of = (torch.arange(N, device=device) // extra.block_size
+                if method == "semi-ar" else None)
+    rm = extra.remask
     j = 0
     while True:
         masked = grid == 0
@@ -277,22 +366,45 @@ def _mdm_decode_batch(model, p, method, cells_per_step, noise_scale, temperature
             values = (logp + _gumbel(logp.shape, gen, device)).argmax(dim=-1) + 1
         else:
             values = logp.argmax(dim=-1) + 1
+        # The oracle scores the model's own distribution (temperature 1).
+        probs = _digit_logp(logits, 1.0).exp()
+        region = None
         if method == "vanilla":
             score = torch.rand(grid.shape, generator=gen, device=device)
+        elif method == "threshold":
+            score = probs.max(dim=-1).values
+        elif method == "semi-ar":
+            # The current block of each puzzle: the first one still holding a blank.
+            first = torch.where(masked, block_of, N).min(dim=1).values
+            region = block_of[None] == first[:, None]
+            score = _scores(probs, extra.block_score, count, n_blank, noise_scale,
+                            noise_mode, gen)
         else:
-            # The oracle scores the model's own distribution (temperature 1).
-            probs = _digit_logp(logits, 1.0).exp()
-            top2 = probs.topk(2, dim=-1).values
-            score = top2[..., 0] if method == "top-prob" else top2[..., 0] - top2[..., 1]
-            score = noisy_scores(score, count / n_blank, noise_scale, noise_mode, gen)
-        k = count.clamp(max=cells_per_step)
-        chosen = select_top_k(score, masked, k)
+            score = _scores(probs, method, count, n_blank, noise_scale, noise_mode, gen)
+        cand = masked if region is None else masked & region
+        if method == "threshold":
+            chosen = cand & ((score >= extra.tau) | _top_k(score, cand, cand.any(dim=1).long()))
+        else:
+            chosen = select_top_k(score, cand, cand.sum(dim=1).clamp(max=cells_per_step))
+        before = (grid != 0) & (p == 0)
         grid = torch.where(chosen, values, grid)
         steps = torch.where(chosen, j, steps)
+        k = chosen.sum(dim=1)
+        calls += (k > 0).long()
+        if rm is not None:
+            digit = (values - 1).clamp_min(0)[..., None]
+            conf = torch.where(chosen, probs.gather(-1, digit)[..., 0], conf)
+            events += k.double()
+            on = rm.active_rows(1.0 - events / n_blank.double())
+            if bool(on.any()):
+                back = rm.choose(before if region is None else before & region, conf,
+                                 rm.count(k) * on, gen)
+                grid = torch.where(back, 0, grid)
+                steps = torch.where(back, -1, steps)
         j += 1
         if bar is not None:
             bar.update(int(k.sum()))
-    return grid, steps
+    return grid, steps, calls
 
 
 def arm_prompts(puzzles, *, box: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -406,9 +518,11 @@ def arm_decode(model: PiLearner, puzzles, *, box: int | None = None, batch_size:
                 if p_all[i, cell] == 0 and steps[i, cell] < 0:
                     steps[i, cell] = j
     solved = valid_solutions(grids, p_all, box=b) & ok
+    # One forward step per generated token (the KV cache holds the rest).
+    calls = (length - prompt_all).astype(np.int64)
     return SudokuDecode("arm", grids, steps, solved, ok, time.perf_counter() - t0,
                         {"greedy": True, "slot_types": True, "batch_size": int(batch_size),
-                         "tokens": out_tokens})
+                         "tokens": out_tokens}, calls)
 
 
 class _LockstepValues:
@@ -598,7 +712,9 @@ def bp_oracle_decode(puzzles, *, model: MaskedDiffusionTransformer | None = None
     finally:
         bar.close()
     solved = valid_solutions(grids, p_all, box=b)
+    # MDM calls: one per blank with the MDM's values (BP's own passes are not model calls).
+    calls = (p_all == 0).sum(axis=1) if model is not None else np.zeros(M, np.int64)
     return SudokuDecode("bp" if model is None else "bp-mdm", grids, steps, solved,
                         np.ones(M, bool), time.perf_counter() - t0,
                         {"score": score, "temperature": float(temperature) if model else 0.0,
-                         "seed": int(seed)})
+                         "seed": int(seed)}, calls.astype(np.int64))

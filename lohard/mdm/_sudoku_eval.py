@@ -123,6 +123,8 @@ def summarize_decode(dec: SudokuDecode, solver: np.ndarray | None = None) -> dic
            "well_formed": float(dec.well_formed.mean()) if n else float("nan"),
            "seconds": dec.seconds,
            "options": {key: v for key, v in dec.options.items() if key != "tokens"}}
+    if dec.calls is not None and n:
+        out["model_calls_mean"] = float(np.mean(dec.calls))
     if solver is not None:
         rho = order_agreement(dec.steps, solver)
         good = np.isfinite(rho)

@@ -211,3 +211,73 @@ def test_decoder_errors():
     with pytest.raises(ValueError, match="unknown block_score"):
         sample(o, 2, sampler="semi-ar", block_size=7, steps=7, block_score="x",
                length=d.length)
+
+
+# -- Sudoku -----------------------------------------------------------------------------------
+class _TeacherMDM(torch.nn.Module):
+    """p_theta = p_data for Sudoku: a puzzle has one solution, so the exact conditional of
+    every blank is a point mass on its solution digit, whatever else is filled."""
+
+    def __init__(self, puzzles, solutions, box=2):
+        super().__init__()
+        n = box * box
+        self.vocab_size, self.mask_id = n + 1, n + 1
+        self.table = {np.asarray(p, np.int64).tobytes(): np.asarray(s, np.int64)
+                      for p, s in zip(puzzles, solutions, strict=True)}
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, inp):
+        N = inp.shape[1] // 2
+        sol = np.stack([self.table[r.tobytes()] for r in inp[:, :N].numpy().astype(np.int64)])
+        logits = torch.full((inp.shape[0], 2 * N, self.vocab_size), -30.0)
+        logits[:, N:] = logits[:, N:].scatter(2, torch.from_numpy(sol)[..., None], 30.0)
+        return logits + self.anchor
+
+
+@pytest.fixture(scope="module")
+def sudoku4():
+    import lohard.sudoku as S
+
+    return S.generate_puzzles(60, box=2, rng=31, jobs=1)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(method="entropy"), dict(method="threshold", tau=0.9),
+    dict(method="semi-ar", block_size=4, block_score="entropy"),
+    dict(method="semi-ar", block_size=8, block_score="random"),
+    dict(method="margin", remask=Remask("confidence", 1.0)),
+    dict(method="vanilla", remask=Remask("random", 0.5)),
+], ids=lambda kw: "-".join(str(v) for v in kw.values())[:40])
+def test_sudoku_decoders_solve_every_puzzle_with_the_exact_conditionals(sudoku4, kw):
+    from lohard.mdm import mdm_decode
+
+    p, sol = sudoku4.puzzles, sudoku4.solutions
+    dec = mdm_decode(_TeacherMDM(p, sol), p, seed=1, **kw)
+    assert dec.solved.all() and np.array_equal(dec.grids, sol)
+    blanks = (p == 0).sum(axis=1)
+    if kw["method"] == "threshold":  # every blank is certain: one call fills them all
+        assert (dec.calls == 1).all()
+    elif "remask" in kw:
+        assert (dec.calls >= blanks).all() and (dec.calls > blanks).any()
+    else:
+        assert np.array_equal(dec.calls, blanks)
+    if kw["method"] == "semi-ar":  # every cell of block b before any of block b + 1
+        B = kw["block_size"]
+        st = np.where(p == 0, dec.steps, -1).reshape(len(p), -1, B)
+        last = st.max(axis=2)
+        first = np.where(st >= 0, st, 10**6).min(axis=2)
+        for b in range(st.shape[1] - 1):
+            later = first[:, b + 1:].min(axis=1)
+            assert ((last[:, b] < later) | (last[:, b] < 0) | (later == 10**6)).all()
+
+
+def test_sudoku_decoder_errors(sudoku4):
+    from lohard.mdm import mdm_decode
+
+    m = _TeacherMDM(sudoku4.puzzles, sudoku4.solutions)
+    with pytest.raises(ValueError, match=r"tau must lie in \(0, 1\]"):
+        mdm_decode(m, sudoku4.puzzles[:2], method="threshold", tau=0.0)
+    with pytest.raises(ValueError, match="does not divide the sequence length L = 16"):
+        mdm_decode(m, sudoku4.puzzles[:2], method="semi-ar", block_size=5)
+    with pytest.raises(ValueError, match="exceeds the sequence length"):
+        mdm_decode(m, sudoku4.puzzles[:2], method="semi-ar", block_size=32)
