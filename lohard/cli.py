@@ -7,6 +7,7 @@
     lohard sudoku generate|rate|train|eval     (lohard.sudoku; train/eval need torch)
     lohard train-mdm / eval-mdm ...            (lohard.mdm; needs torch)
     lohard table1 / fig2 [--scale cpu|gpu]     (lohard.experiments; needs torch)
+    lohard decoders table1|sudoku|plot         (decoders beyond the paper; needs torch)
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ Every command takes --help. An error prints one line and exits with status 2;
 --debug (anywhere on the line) shows the Python traceback instead. Ctrl-C exits with
 status 130 and says what was kept."""
 
+#: Row groups of ``lohard decoders --only`` (lohard.experiments.decoders.GROUPS).
+GROUPS_CHOICES = ("model", "bp")
+
 #: What an interrupted command leaves behind, and how to continue (Ctrl-C message).
 RESUME_HINTS = {
     "fig4": "finished (degree, instance) cells are kept; rerun the same command to continue",
@@ -59,6 +63,8 @@ RESUME_HINTS = {
             "measurement again",
     "sudoku": "finished chunks, checkpoints and evaluations are kept; rerun the same "
               "command to continue",
+    "zebra": "finished chunks, checkpoints and evaluations are kept; rerun the same "
+             "command to continue",
 }
 
 
@@ -282,6 +288,38 @@ def _cmd_fig2(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_decoders(args: argparse.Namespace) -> int:
+    if _needs_torch("decoders"):
+        return 2
+    from lohard.experiments import decoders as D
+
+    fields = {k: getattr(args, k) for k in ("num_samples", "steps", "n_test", "n_test_hard",
+                                             "bp_limit", "seed", "device", "table1_work_dir",
+                                             "sudoku_work_dir", "out_dir", "only")}
+    if args.presets:
+        fields["presets"] = _parse_presets(args.presets)
+    if args.compile is not None:
+        fields["compile"] = args.compile
+    cfg = D.DecodersConfig(**{k: v for k, v in fields.items() if v is not None},
+                           quiet=args.quiet or args.json)
+    written = []
+    if args.task == "table1":
+        doc = D.run_table1_decoders(cfg)
+        if not cfg.only:
+            written.append(str(D.write_table1(cfg, doc)))
+    elif args.task == "sudoku":
+        doc = D.run_sudoku_decoders(cfg)
+        if not cfg.only:
+            written.append(str(D.write_sudoku(cfg, doc)))
+    else:
+        written.append(str(D.plot_pareto(cfg)))
+    if args.json:
+        print(json.dumps({"task": args.task, "written": written}))
+    elif written and not args.quiet:
+        print("wrote " + ", ".join(written), file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lohard", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -424,8 +462,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=_cmd_fig2)
 
+    p = sub.add_parser(
+        "decoders", help="decoders beyond the paper side by side (entropy, threshold, "
+                         "semi-ar, remasking, BP order) on the CPU Table 1 and Sudoku models",
+        description="Run every decoder on the CPU Table 1 models (table1) or the 9x9 "
+                    "Sudoku CPU-scale MDM (sudoku), training the models from their run "
+                    "folders if missing, and write figures/decoders_table1_cpu.* or "
+                    "figures/decoders_sudoku_9x9.*; plot draws figures/decoders_pareto.png "
+                    "(accuracy against model calls) from both. Resumable: every (model, "
+                    "decoder) result is cached. Needs the torch extra.")
+    p.add_argument("task", choices=("table1", "sudoku", "plot"), help="what to run")
+    p.add_argument("--presets", help="table1: comma-separated N-P pairs (default: the CPU "
+                                     "Table 1's five)")
+    p.add_argument("--num-samples", type=T.integer(2),
+                   help="table1: sequences per decoder (default 500)")
+    p.add_argument("--steps", type=T.POSITIVE, help="table1: reverse steps T (default 50)")
+    p.add_argument("--n-test", type=T.POSITIVE, help="sudoku: easy test puzzles (default 1000)")
+    p.add_argument("--n-test-hard", type=T.POSITIVE,
+                   help="sudoku: hard test puzzles (default 500)")
+    p.add_argument("--bp-limit", type=T.POSITIVE,
+                   help="sudoku: puzzles decoded with the BP orders (default 300)")
+    p.add_argument("--only", choices=GROUPS_CHOICES,
+                   help="compute only one group of rows (model: those needing only the MDM; "
+                        "bp: the BP- and exact-ordered ones) and write no table, so that "
+                        "two processes can share a run")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="sudoku: torch.compile the MDM for training (default: the 9x9 "
+                        "tables' choice)")
+    p.add_argument("--seed", type=T.SEED, help="decoding seed (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
+    p.add_argument("--table1-work-dir", help="Table 1 run folders (default runs/table1_cpu)")
+    p.add_argument("--sudoku-work-dir",
+                   help="Sudoku run folder (default runs/sudoku_tables_b3_cpu)")
+    p.add_argument("--out-dir", help="output folder (default figures/)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--json", action="store_true", help="print the files written as JSON")
+    p.set_defaults(func=_cmd_decoders)
+
     # Subcommands contributed by subpackages.
-    for mod in ("lohard.lo.cli", "lohard.cavity.cli", "lohard.sudoku.cli", "lohard.mdm.cli"):
+    for mod in ("lohard.lo.cli", "lohard.cavity.cli", "lohard.sudoku.cli", "lohard.mdm.cli",
+                "lohard.zebra.cli"):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as err:
@@ -478,8 +554,9 @@ def _verb_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.A
 
 
 def _verb_name(args: argparse.Namespace) -> str:
-    sub = getattr(args, "sudoku_command", None)
-    return f"{args.command} {sub}" if args.command == "sudoku" and sub else str(args.command)
+    sub = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {sub}" if args.command in ("sudoku", "zebra") and sub else \
+        str(args.command)
 
 
 def main(argv: list[str] | None = None) -> int:

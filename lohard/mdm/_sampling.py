@@ -560,5 +560,30 @@ def _sample_batch(model, x, o: _Opts, gen, use_amp, bar=None):
 
 
 def _order_probs(order_model, x: torch.Tensor) -> torch.Tensor:
-    probs = order_model.probs(x)
-    return torch.as_tensor(probs, device=x.device).float()
+    """The ordering oracle's laws (B, L, V). A sequence whose revealed tokens have
+    probability 0 under the oracle's distribution (an MDM can write an impossible value)
+    has no posterior: it gets an all-zero law (score 0 everywhere, so its positions go in
+    their order) and is counted in ``order_model.contradictions``."""
+    length = getattr(order_model, "max_seq_len", x.shape[1])
+    if x.shape[1] != length:
+        raise ValueError(f"the ordering oracle is for sequences of L = {length} tokens, the "
+                         f"decoded ones have {x.shape[1]}")
+    dev = _model_device(order_model) if isinstance(order_model, torch.nn.Module) else x.device
+    if dev != x.device:  # e.g. an exact oracle on the CPU ranking for a model on a GPU
+        return _order_probs(order_model, x.to(dev)).to(x.device)
+    try:
+        return torch.as_tensor(order_model.probs(x), device=x.device).float()
+    except ValueError:
+        rows, bad = [], 0
+        for b in range(x.shape[0]):
+            try:
+                rows.append(torch.as_tensor(order_model.probs(x[b:b + 1]),
+                                            device=x.device).float()[0])
+            except ValueError:
+                rows.append(None)
+                bad += 1
+        shape = (x.shape[1], getattr(order_model, "vocab_size", 1))
+        out = torch.stack([torch.zeros(shape, device=x.device) if r is None else r
+                           for r in rows])
+        order_model.contradictions = getattr(order_model, "contradictions", 0) + bad
+        return out

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
                                   "results.tar.gz"}),
     ("gpu_sudoku_tables.sh", {"sudoku_tables.md", "sudoku_tables.json", "sudoku_tables.csv",
                        "sudoku_order.png", "sudoku_order.json", "logs.txt", "results.tar.gz"}),
+    ("gpu_decoders.sh", {"results.tar.gz", "logs.txt", "table1_5-9.pt", "sudoku_mdm.pt"}),
 ])
 def test_gpu_script_smoke(tmp_path, script, files):
     env = dict(os.environ, OUT=str(tmp_path), PYTHONPATH=str(ROOT))
