@@ -19,8 +19,8 @@ from lohard.experiments import decoders as D
 SMOKE = dict(num_samples=12, sample_batch=12, n_test=8, n_test_hard=4, bp_limit=2,
              table1_overrides=dict(model="tiny", steps=20, eval_points=2, eval_size=32,
                                    fig2_preset=None),
-             sudoku_overrides=dict(n_train=300, steps=10, mdm_model="tiny", compile=False,
-                                   threads=1, jobs=1))
+             sudoku_overrides=dict(n_train=300, n_test=8, n_test_hard=4, steps=10,
+                                   mdm_model="tiny", compile=False, threads=1, jobs=1))
 
 
 def main(argv=None) -> int:
@@ -32,14 +32,24 @@ def main(argv=None) -> int:
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--out-dir", default="figures")
     ap.add_argument("--work-root", default="runs", help="parent of the run folders")
+    ap.add_argument("--sudoku-work-dir", help="the 9x9 tables' run folder (default "
+                                              "<work-root>/sudoku_tables_b3_cpu)")
     ap.add_argument("--smoke", action="store_true", help="tiny models, a few sequences")
+    ap.add_argument("--num-samples", type=int, help="table1: sequences per decoder (500)")
+    ap.add_argument("--n-test", type=int, help="sudoku: easy test puzzles (1000)")
+    ap.add_argument("--n-test-hard", type=int, help="sudoku: hard test puzzles (500)")
+    ap.add_argument("--bp-limit", type=int, help="sudoku: puzzles of the BP rows (300)")
     args = ap.parse_args(argv)
     fields = dict(device=args.device, out_dir=args.out_dir, only=args.only or "",
                   compile=args.compile,
                   table1_work_dir=f"{args.work_root}/table1_cpu",
-                  sudoku_work_dir=f"{args.work_root}/sudoku_tables_b3_cpu")
+                  sudoku_work_dir=args.sudoku_work_dir
+                  or f"{args.work_root}/sudoku_tables_b3_cpu")
     if args.smoke:
         fields.update(SMOKE, presets=((6, 9), (5, 9)))
+    for name in ("num_samples", "n_test", "n_test_hard", "bp_limit"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
     if args.preset:
         fields["presets"] = tuple(tuple(int(v) for v in p.split("-")) for p in args.preset)
     cfg = D.DecodersConfig(**fields)

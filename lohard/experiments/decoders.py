@@ -69,6 +69,7 @@ class DecodersConfig:
     seed: int = 0
     device: str = "auto"
     compile: bool | None = None  # Sudoku training; None: the CPU tables' choice on CPU
+    pareto_presets: tuple = ((10, 90),)  # presets that also get the plot's other step counts
     table1_work_dir: str = "runs/table1_cpu"
     sudoku_work_dir: str = "runs/sudoku_tables_b3_cpu"
     out_dir: str = "figures"
@@ -84,6 +85,7 @@ class DecodersConfig:
         from lohard.experiments.table1 import CPU_PRESETS
 
         self.presets = tuple(tuple(int(v) for v in p) for p in (self.presets or CPU_PRESETS))
+        self.pareto_presets = tuple(tuple(int(v) for v in p) for p in self.pareto_presets)
         for name in ("num_samples", "steps", "sample_batch", "n_test", "n_test_hard",
                      "bp_limit"):
             setattr(self, name, require_int(getattr(self, name), name, minimum=1))
@@ -123,8 +125,9 @@ def block_size_for(length: int, target: int = 10) -> int | None:
     return min(divs, key=lambda b: (abs(b - target), b)) if divs else None
 
 
-def table1_decoders(length: int, steps: int = 50) -> dict[str, dict]:
-    """Decoder name -> settings of :func:`lohard.mdm.sample` for a preset of length L."""
+def table1_decoders(length: int, steps: int = 50, pareto: bool = True) -> dict[str, dict]:
+    """Decoder name -> settings of :func:`lohard.mdm.sample` for a preset of length L
+    (``pareto``: with the fixed-step decoders at the plot's other step counts)."""
     specs: dict[str, dict] = {
         "vanilla": {"sampler": "vanilla", "steps": steps},
         "top-prob": {"sampler": "top-prob", "steps": steps},
@@ -146,7 +149,7 @@ def table1_decoders(length: int, steps: int = 50) -> dict[str, dict]:
     specs["margin+remask"] = {"sampler": "margin", "steps": steps, "remask": REMASK_CONF}
     specs["bp-order"] = {"sampler": "bp-order", "steps": steps, "order": "bp"}
     specs["exact-order"] = {"sampler": "bp-order", "steps": steps, "order": "exact"}
-    for t in PARETO_STEPS:
+    for t in PARETO_STEPS if pareto else ():
         for s in ("vanilla", "margin"):
             specs[f"{s}-T{t}"] = {"sampler": s, "steps": t}
     return specs
@@ -222,7 +225,8 @@ def run_table1_decoders(cfg: DecodersConfig) -> dict:
         ckpt = load_checkpoint(run_dir(tcfg, n, p), device=device)
         dist = ckpt.dist
         rows = {}
-        for idx, (name, spec) in enumerate(table1_decoders(dist.length, cfg.steps).items()):
+        specs = table1_decoders(dist.length, cfg.steps, (n, p) in cfg.pareto_presets)
+        for idx, (name, spec) in enumerate(specs.items()):
             if cfg.only and _group(spec) != cfg.only:
                 continue
             seed = seed_for(cfg.seed, n, p, 1000 + idx)
@@ -306,8 +310,7 @@ def run_sudoku_decoders(cfg: DecodersConfig) -> dict:
 
     t0 = time.monotonic()
     device = select_device(cfg.device)
-    over = {"device": cfg.device, "work_dir": cfg.sudoku_work_dir, "n_test": cfg.n_test,
-            "n_test_hard": cfg.n_test_hard, "bp_limit": cfg.bp_limit}
+    over = {"device": cfg.device, "work_dir": cfg.sudoku_work_dir, "bp_limit": cfg.bp_limit}
     if cfg.compile is not None:
         over["compile"] = cfg.compile
     if device.type == "cuda":
@@ -322,7 +325,9 @@ def run_sudoku_decoders(cfg: DecodersConfig) -> dict:
     jobs = os.cpu_count() or 1
     out: dict = {}
     for test_name in ("easy", "hard"):
-        test = sets[test_name]
+        # The first n puzzles of the tables' own test set.
+        n_dec = cfg.n_test if test_name == "easy" else cfg.n_test_hard
+        test = sets[test_name][np.arange(min(n_dec, len(sets[test_name])))]
         rows = {}
         for idx, (name, spec) in enumerate(sudoku_decoders().items()):
             if cfg.only and _group(spec) != cfg.only:
@@ -494,8 +499,9 @@ def write_sudoku(cfg: DecodersConfig, doc: dict) -> Path:
           f"Share of puzzles solved (%) [Wilson 95% interval], model calls per puzzle and "
           f"the Spearman correlation of the fill order with the strategy solver's. Model: "
           f"the 9x9 tables' CPU configuration (`cpu-1m` MDM, {doc['model']['steps']} steps "
-          f"of 64), device {doc.get('device')}. One cell per step, argmax values, no noise "
-          f"unless named; BP rows on the first {cfg.bp_limit} puzzles.", ""]
+          f"of 64), device {doc.get('device')}. Test puzzles: the first ones of the 9x9 "
+          f"tables' own test sets (counts in the header). One cell per step, argmax values, "
+          f"no noise unless named; BP rows on the first {cfg.bp_limit} puzzles.", ""]
     md.append("| decoder | " + " | ".join(
         f"{t} ({s['n']}): solved | calls | rho" for t, s in sets.items()) + " |")
     md.append("|---" * (1 + 3 * len(sets)) + "|")

@@ -12,8 +12,9 @@ TINY = dict(num_samples=6, sample_batch=6, n_test=3, n_test_hard=2, bp_limit=1,
             presets=((5, 9),), device="cpu", quiet=True,
             table1_overrides=dict(model="tiny", steps=8, eval_points=1, eval_size=16,
                                   fig2_preset=None),
-            sudoku_overrides=dict(n_train=200, steps=4, mdm_model="tiny", compile=False,
-                                  threads=1, jobs=1, warmup_steps=1))
+            sudoku_overrides=dict(n_train=200, n_test=3, n_test_hard=2, steps=4,
+                                  mdm_model="tiny", compile=False, threads=1, jobs=1,
+                                  warmup_steps=1))
 
 
 def _cfg(tmp_path, **kw):
