@@ -31,7 +31,7 @@ if [[ $SMOKE -eq 1 ]]; then
     rm -rf "$WORK"
     ARGS=(--smoke --device cpu)
     PRESETS=(6-9 5-9)
-    T_T1=300 T_SD=300
+    T_T1=200 T_SD=200
 else
     WORK=runs/gpu_decoders
     ARGS=(--device cuda --no-compile)
@@ -42,28 +42,30 @@ FIG="$WORK/figures"
 mkdir -p "$FIG"
 gpu_session_header
 
+# On the GPU machine the stages run side by side; in --smoke mode (2 CPU cores) one at a
+# time, in the same order, so that each waits for nothing.
+bg() {
+    if [[ $SMOKE -eq 1 ]]; then "$@"; else "$@" & pids+=($!); fi
+}
+
 # 1. Table 1 presets in parallel (each its own stage log line).
 pids=()
 for pr in "${PRESETS[@]}"; do
-    OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 stage "table1-$pr" "$T_T1" "${DRIVER[@]}" table1 \
-        --preset "$pr" --only model "${ARGS[@]}" --work-root "$WORK" --out-dir "$FIG" &
-    pids+=($!)
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 stage "table1-bp-$pr" "$T_T1" bash -c \
+    OMP_NUM_THREADS=2 NUMBA_NUM_THREADS=2 bg stage "table1_$pr" "$T_T1" "${DRIVER[@]}" table1 \
+        --preset "$pr" --only model "${ARGS[@]}" --work-root "$WORK" --out-dir "$FIG"
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 bg stage "table1_bp_$pr" "$T_T1" bash -c \
         "until [[ -f $WORK/table1_cpu/nae-sat-${pr}-t/decoders/margin.json ]]; do sleep 2; done; \
-         ${DRIVER[*]} table1 --preset $pr --only bp ${ARGS[*]} --work-root $WORK --out-dir $FIG" &
-    pids+=($!)
+         ${DRIVER[*]} table1 --preset $pr --only bp ${ARGS[*]} --work-root $WORK --out-dir $FIG"
 done
 
 # 2. Sudoku: training and the model-only decoders; the BP-ordered ones start once the
 #    first decoder's result exists (the model is trained by then).
-OMP_NUM_THREADS=4 stage sudoku "$T_SD" "${DRIVER[@]}" sudoku --only model "${ARGS[@]}" \
-    --work-root "$WORK" --out-dir "$FIG" &
-pids+=($!)
-OMP_NUM_THREADS=4 stage sudoku-bp "$T_SD" bash -c \
+OMP_NUM_THREADS=4 bg stage sudoku "$T_SD" "${DRIVER[@]}" sudoku --only model "${ARGS[@]}" \
+    --work-root "$WORK" --out-dir "$FIG"
+OMP_NUM_THREADS=4 bg stage sudoku_bp "$T_SD" bash -c \
     "until [[ -f $WORK/sudoku_tables_b3_cpu/decoders/easy_vanilla.json ]]; do sleep 2; done; \
-     ${DRIVER[*]} sudoku --only bp ${ARGS[*]} --work-root $WORK --out-dir $FIG" &
-pids+=($!)
-wait "${pids[@]}"
+     ${DRIVER[*]} sudoku --only bp ${ARGS[*]} --work-root $WORK --out-dir $FIG"
+[[ ${#pids[@]} -gt 0 ]] && wait "${pids[@]}"
 
 # 3. Tables and plot from the caches (every result is cached, so nothing is recomputed).
 stage tables 100 "${DRIVER[@]}" all "${ARGS[@]}" --work-root "$WORK" --out-dir "$FIG"

@@ -522,6 +522,8 @@ def _sample_batch(model, x, o: _Opts, gen, use_amp, bar=None):
         a_t, a_s = alphas[jj], alphas[jj + 1]
         ratio = 1.0 if jj == per - 1 else min(1.0, max(0.0, (a_s - a_t) / (1.0 - a_t)))
         s = 1.0 - (j + 1) / T
+        if jj == per - 1:
+            s = -1.0  # a block's last step never remasks: its tokens would stay masked
         masked = x == model.mask_id
         if o.sampler == "semi-ar":
             region = (pos >= blk * o.block_size) & (pos < (blk + 1) * o.block_size)

@@ -134,6 +134,14 @@ def test_random_remasking_keeps_p_data(support_of):
     assert int(calls.max()) > d.length
 
 
+def test_semi_ar_with_remasking_finishes_every_block():
+    d = _parity()
+    rm = Remask("random", eta=1.0, t_on=1.0, t_off=0.01)
+    x = sample(ExactOracle(d), 200, sampler="semi-ar", block_size=2, steps=12, remask=rm,
+               length=d.length, generator=28)
+    assert (x != d.mask_id).all()
+
+
 def test_confidence_remasking_redraws_the_least_confident_token():
     rm = Remask("confidence", eta=1.0)
     decoded = torch.tensor([[True, True, True, False]])

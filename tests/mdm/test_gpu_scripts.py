@@ -43,7 +43,7 @@ def test_gpu_script_smoke(tmp_path, script, files):
     assert got == files, (got, proc.stdout[-2000:])
     assert len(got) <= 8  # what a device call brings back
     log = (tmp_path / "logs.txt").read_text()
-    codes = re.findall(r"stage (\w+): exit code (\d+)", log)
+    codes = re.findall(r"stage ([\w-]+): exit code (\d+)", log)
     assert codes and all(code == "0" for _, code in codes), codes
     if script == "gpu_mdm_table1_fig2.sh":
         # Figure 2 measured the half-way model against the final one (the paper's proxy)
