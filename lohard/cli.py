@@ -78,7 +78,7 @@ def _predicate_args(p: argparse.ArgumentParser, k_default=None, m_default=None) 
 
 
 def _cmd_fig4(args: argparse.Namespace) -> int:
-    from lohard.experiments.fig4 import Fig4Config, run_fig4
+    from lohard.experiments.fig4 import Fig4Config, default_degrees, run_fig4
     from lohard.predicates import predicate_by_name
 
     pred = predicate_by_name(args.predicate, k=args.k, m=args.m)
@@ -98,17 +98,7 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
                              f"P = {max_clauses:.0e} clauses (d <= {top:.4g} at N = {args.n}), "
                              f"got {bad[0]:g}")
     else:
-        import numpy as np
-
-        if args.predicate != "nae" or (pred.k, pred.m) != (3, 3):
-            try:
-                dks = pred.d_ks
-            except ValueError:
-                dks = float("inf")
-            hi = 1.3 * dks if np.isfinite(dks) else 10.0
-            degrees = [float(x) for x in np.linspace(0.6 * hi / 1.3, hi, args.points)]
-        else:
-            degrees = [float(x) for x in np.linspace(40, 82, args.points)]
+        degrees = default_degrees(pred, args.points)
     cfg = Fig4Config(predicate=args.predicate, k=args.k, m=args.m, n=args.n, degrees=degrees,
                      seeds=args.seeds, max_iter=args.max_iter, damping=args.damping,
                      root_seed=args.seed, n_jobs=args.jobs, backend=args.backend,
@@ -127,7 +117,8 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
               f"{between('d_rise_random_between', 'random-start curve')}")
         cav = summary["cavity"]
         if cav["available"]:
-            print(f"cavity (cached): d_sp = {cav['d_sp']:.4g} ± {cav['d_sp_err']:.2g}, "
+            print(f"cavity (lohard's table): d_sp = {cav['d_sp']:.4g} ± "
+                  f"{cav['d_sp_err']:.2g}, "
                   f"d_cond = {cav['d_cond']:.4g} ± {cav['d_cond_err']:.2g}")
         print(f"{'d':>8} {'truth':>8} {'random':>8}   (* some instance not converged in "
               f"{cfg.max_iter} sweeps)")
@@ -338,9 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "(the largest colour agreement over colour permutations, rescaled so "
                     "that 0 is chance and 1 is exact). Below d_KS the random start stays "
                     "at 0; the ground-truth curve shows where a good solution exists. The "
-                    "d_KS line is analytic; d_sp and d_cond are drawn when the cavity "
-                    "thresholds are cached (lohard thresholds --cavity). Writes "
-                    "<out>/fig4_overlap.{png,csv,json}; resumable.")
+                    "d_KS line is analytic; d_sp and d_cond come from lohard's shipped "
+                    "thresholds table (the same on every machine; none for a predicate it "
+                    "does not hold). Writes <out>/fig4_overlap.{png,csv,json} for the "
+                    "default settings (fig4_overlap_<predicate>_k<k>_m<m> for another "
+                    "predicate); any other N, degrees, seeds or BP setting adds a hash of "
+                    "them to the name, so a variant never overwrites the default figure. "
+                    "Resumable.")
     _predicate_args(p)
     p.add_argument("-n", "--n", type=T.integer(10), default=10_000,
                    help="number of variables N (default 10000)")

@@ -125,35 +125,73 @@ def _jump(degrees: np.ndarray, values: np.ndarray) -> float:
     return float("nan") if b is None else 0.5 * (b[0] + b[1])
 
 
-def cached_cavity_thresholds(pred: Predicate) -> dict:
-    """d_sp and d_cond of ``pred`` from :func:`lohard.cavity.thresholds_report`'s cache.
+def shipped_cavity_thresholds(pred: Predicate) -> dict:
+    """d_sp and d_cond of ``pred`` from the table shipped with lohard (never computed).
 
-    Never computes: reads the entry of the default settings and seed 0 (those of
-    ``lohard thresholds --cavity`` and ``simulations/thresholds_table.py``).
+    The lines Figure 4 draws come from :data:`lohard.cavity._shipped.SHIPPED_THRESHOLDS`
+    (lohard's committed ``figures/thresholds.json``), not from a local cache, so the same
+    command draws the same figure on every machine.
 
     Returns
     -------
     dict
         ``{"available": True, "d_sp", "d_sp_err", "d_cond", "d_cond_err",
-        "transition", "source"}``, or ``{"available": False, "reason"}`` when
-        there is no cache entry or the predicate is not balanced.
+        "transition", "source"}``, or ``{"available": False, "reason"}`` for a predicate
+        the table does not hold.
     """
-    try:
-        from lohard.cavity import thresholds_report
+    from lohard.cavity._shipped import SHIPPED_THRESHOLDS, SOURCE
 
-        rep = thresholds_report(pred, rng=0, compute=False)
-    except FileNotFoundError:
+    row = SHIPPED_THRESHOLDS.get(pred.name)
+    if row is None:
         return {"available": False,
-                "reason": f"no cached cavity thresholds for {pred.name} (run `lohard "
-                          "thresholds --cavity` to compute them)"}
-    except (ValueError, ImportError) as err:
-        return {"available": False, "reason": str(err)}
-    out = {"available": True,
-           "source": "thresholds_report cache (population dynamics, default settings, seed 0)",
-           "transition": rep.get("transition")}
+                "reason": f"{pred.name} is not in lohard's shipped thresholds table ({SOURCE}); "
+                          f"`lohard thresholds --cavity` computes its d_sp and d_cond"}
+    out = {"available": True, "source": SOURCE, "transition": row["transition"]}
     for key in ("d_sp", "d_sp_err", "d_cond", "d_cond_err"):
-        out[key] = float(rep[key])
+        out[key] = float(row[key])
     return out
+
+
+#: Fields of :class:`Fig4Config` that change the figure's numbers (not how they are run).
+RESULT_FIELDS = ("n", "degrees", "seeds", "max_iter", "damping", "noise", "tol", "root_seed")
+
+
+def default_degrees(pred: Predicate, points: int = 15) -> list[float]:
+    """The degree grid of ``lohard fig4`` for a predicate: the paper's 40..82 for NAE with
+    k = m = 3, else ``points`` degrees from 0.6 d_KS to 1.3 d_KS (up to 10 without a
+    finite d_KS)."""
+    points = require_int(points, "points", minimum=1)
+    if pred == Predicate.nae(3, 3):
+        return [float(x) for x in np.linspace(40, 82, points)]
+    try:
+        dks = pred.d_ks
+    except ValueError:
+        dks = float("inf")
+    hi = 1.3 * dks if np.isfinite(dks) else 10.0
+    return [float(x) for x in np.linspace(0.6 * hi / 1.3, hi, points)]
+
+
+def output_stem(config: Fig4Config) -> str:
+    """Name of the output files.
+
+    ``fig4_overlap`` (the paper's NAE k = m = 3) or ``fig4_overlap_<predicate>_k<k>_m<m>``
+    when every field that changes the numbers has its default (the committed figures);
+    any other run adds a short hash of those fields, so that a variant never overwrites
+    a committed figure.
+    """
+    pred = config.make_predicate()
+    stem = "fig4_overlap" if pred == Predicate.nae(3, 3) else (
+        f"fig4_overlap_{config.predicate}_k{pred.k}_m{pred.m}")
+    base = Fig4Config(predicate=config.predicate, k=config.k, m=config.m,
+                      degrees=default_degrees(pred))
+    mine = {f: getattr(config, f) for f in RESULT_FIELDS}
+    if mine == {f: getattr(base, f) for f in RESULT_FIELDS}:
+        return stem
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{stem}_{digest}"
 
 
 def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
@@ -165,9 +203,10 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
     seed from ``SeedSequence(root_seed).spawn``; finished cells are cached under
     ``cache_dir`` so an interrupted run resumes.
 
-    With ``cavity_lines`` the figure also shows d_sp and d_cond when
-    :func:`cached_cavity_thresholds` finds them in the thresholds cache (nothing
-    is computed); the JSON records under ``"cavity"`` whether they were found.
+    With ``cavity_lines`` the figure also shows d_sp and d_cond when lohard's shipped
+    thresholds table holds the predicate (:func:`shipped_cavity_thresholds`; nothing is
+    computed, no local cache is read); the JSON records under ``"cavity"`` where they
+    came from, or why there are none. Files are named by :func:`output_stem`.
 
     Returns
     -------
@@ -183,9 +222,7 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
     config.validate()
     pred = config.make_predicate()
     out_dir = Path(out_dir)
-    is_paper_case = pred == Predicate.nae(3, 3)
-    stem = "fig4_overlap" if is_paper_case else (
-        f"fig4_overlap_{config.predicate}_k{pred.k}_m{pred.m}")
+    stem = output_stem(config)
     if cache_dir is None:
         cache_dir = out_dir / ".cache" / stem
     t0 = time.perf_counter()
@@ -219,7 +256,7 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
         "d_jump_truth_between": _jump_bracket(degrees, truth),
         "d_rise_random": _jump(degrees, rand),
         "d_rise_random_between": _jump_bracket(degrees, rand),
-        "cavity": (cached_cavity_thresholds(pred) if cavity_lines else
+        "cavity": (shipped_cavity_thresholds(pred) if cavity_lines else
                    {"available": False, "reason": "not requested (cavity_lines=False)"}),
         "points": points,
         "wall_seconds": wall,  # this call; cells read from the cache cost nothing here
@@ -309,7 +346,7 @@ def plot_fig4(summary: dict, path: str | Path) -> Path:
     Markers are hollow where at least one instance had not converged within
     ``max_iter`` sweeps. The truth-start jump is shaded over the grid step
     where it happens; d_sp and d_cond are drawn when ``summary["cavity"]``
-    holds them (from the thresholds cache).
+    holds them (from lohard's shipped thresholds table).
     """
     import matplotlib.pyplot as plt
 

@@ -1,9 +1,12 @@
 import json
+from pathlib import Path
 
 import pytest
 
 from lohard._util import to_jsonable
 from lohard.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_thresholds_json(capsys):
@@ -26,7 +29,7 @@ def test_fig4_other_predicate_uses_its_own_defaults(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["d_ks"] == pytest.approx(16.0)
     assert summary["predicate"]["k"] == 2
-    assert (tmp_path / "fig4_overlap_not-equal_k2_m5.png").exists()
+    assert Path(summary["files"]["png"]).name.startswith("fig4_overlap_not-equal_k2_m5_")
 
 
 def test_unknown_predicate_is_a_clear_error(capsys):
@@ -39,8 +42,11 @@ def test_fig4_tiny_run_writes_files_and_resumes(tmp_path, capsys):
             "--backend", "sequential", "--out", str(tmp_path), "--quiet", "--json"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert (tmp_path / "fig4_overlap.png").stat().st_size > 10_000
-    meta = json.loads((tmp_path / "fig4_overlap.json").read_text())["meta"]
+    # Not the default settings: the files carry a hash of them, never the default name.
+    assert not (tmp_path / "fig4_overlap.png").exists()
+    png = Path(summary["files"]["png"])
+    assert png.name.startswith("fig4_overlap_") and png.stat().st_size > 10_000
+    meta = json.loads(Path(summary["files"]["json"]).read_text())["meta"]
     assert meta["seed"] == 2025 and "lohard_version" in meta
     lo, hi = summary["points"]
     assert hi["overlap_truth_mean"] > 0.9 and hi["overlap_random_mean"] > 0.9
@@ -198,17 +204,47 @@ def test_fig4_plot_draws_cached_cavity_thresholds_under_their_names():
     assert "condensation $d_{cond}$ = 52.52 ± 0.04 (cavity)" in labels
 
 
-def test_cached_cavity_thresholds_never_computes(tmp_path, monkeypatch):
-    from lohard.experiments.fig4 import cached_cavity_thresholds
+def test_fig4_threshold_lines_come_from_the_shipped_table(tmp_path, monkeypatch):
+    from lohard.experiments.fig4 import shipped_cavity_thresholds
     from lohard.predicates import Predicate
 
-    monkeypatch.setenv("LOHARD_CACHE", str(tmp_path))
-    out = cached_cavity_thresholds(Predicate.nae(3, 3))
-    assert out["available"] is False and "lohard thresholds --cavity" in out["reason"]
+    monkeypatch.setenv("LOHARD_CACHE", str(tmp_path))  # an empty cache changes nothing
+    out = shipped_cavity_thresholds(Predicate.nae(3, 3))
+    assert out["available"] and out["d_sp"] == pytest.approx(50.153, abs=1e-3)
+    assert out["d_cond"] == pytest.approx(52.520, abs=1e-3)
+    assert "figures/thresholds.json" in out["source"]
     assert not list(tmp_path.rglob("*.json"))  # nothing computed, nothing written
     unbalanced = Predicate.from_function(lambda x: x[0] == 0 or x[1] == 0, 2, 2)
-    out = cached_cavity_thresholds(unbalanced)
-    assert out["available"] is False and "balanced" in out["reason"]
+    out = shipped_cavity_thresholds(unbalanced)
+    assert out["available"] is False and "lohard thresholds --cavity" in out["reason"]
+
+
+def test_shipped_thresholds_match_the_committed_table():
+    from lohard.cavity._shipped import SHIPPED_THRESHOLDS
+
+    rows = json.loads((ROOT / "figures" / "thresholds.json").read_text())["rows"]
+    assert set(SHIPPED_THRESHOLDS) == {r["predicate"] for r in rows}
+    for r in rows:
+        got = SHIPPED_THRESHOLDS[r["predicate"]]
+        for key in ("k", "m", "d_sp", "d_sp_err", "d_cond", "d_cond_err", "transition"):
+            assert got[key] == r[key], (r["predicate"], key)
+
+
+def test_fig4_default_settings_keep_the_committed_names():
+    from lohard.experiments.fig4 import Fig4Config, default_degrees, output_stem
+    from lohard.predicates import Predicate
+
+    committed = json.loads((ROOT / "figures" / "fig4_overlap.json").read_text())["config"]
+    assert output_stem(Fig4Config(**committed)) == "fig4_overlap"
+    other = json.loads((ROOT / "figures" / "fig4_overlap_not-equal_k2_m5.json").read_text())
+    assert output_stem(Fig4Config(**other["config"])) == "fig4_overlap_not-equal_k2_m5"
+    assert default_degrees(Predicate.not_equal(5)) == pytest.approx(other["config"]["degrees"])
+    # n_jobs and the backend do not change the numbers, so not the name either
+    assert output_stem(Fig4Config(**{**committed, "n_jobs": 1, "backend": "sequential"})) \
+        == "fig4_overlap"
+    variant = output_stem(Fig4Config(**{**committed, "n": 1000}))
+    assert variant.startswith("fig4_overlap_") and variant != "fig4_overlap"
+    assert variant != output_stem(Fig4Config(**{**committed, "seeds": 3}))
 
 
 def test_fig4_text_output_names_the_jump_interval_and_non_convergence(tmp_path, capsys,
@@ -222,5 +258,6 @@ def test_fig4_text_output_names_the_jump_interval_and_non_convergence(tmp_path, 
     row = next(ln for ln in out.splitlines() if ln.split()[:1] == ["30.00"])
     assert "*" in row  # 3 sweeps: the d = 30 runs cannot converge
     assert "jumps at" not in out and "spinodal" not in out
-    summary = json.loads((tmp_path / "fig4_overlap.json").read_text())
-    assert summary["cavity"]["available"] is False
+    (path,) = tmp_path.glob("fig4_overlap_*.json")
+    summary = json.loads(path.read_text())
+    assert summary["cavity"]["available"] is True  # lohard's shipped table

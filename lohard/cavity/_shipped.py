@@ -1,0 +1,73 @@
+"""d_sp and d_cond of the predicates in lohard's committed thresholds table, shipped with the
+package so that figures draw the same threshold lines on every machine.
+
+Generated from ``figures/thresholds.json`` (``simulations/thresholds_table.py``: population
+dynamics, default settings, seed 0, created 2026-11-28T16:15:53+00:00); a test checks that
+the two agree. Keys are :attr:`lohard.predicates.Predicate.name`.
+"""
+
+SOURCE = ("figures/thresholds.json: lohard's thresholds table (population dynamics, "
+          "default settings, seed 0), created 2026-11-28")
+
+SHIPPED_THRESHOLDS = {
+    'not-equal(m=3)': {"k": 2, "m": 3, "d_ks": 4.0,
+        "d_sp": 4.0, "d_sp_err": 0.0,
+        "d_cond": 4.0, "d_cond_err": 0.0,
+        "transition": 'continuous'},
+    'not-equal(m=4)': {"k": 2, "m": 4, "d_ks": 9.0,
+        "d_sp": 8.296728515624999, "d_sp_err": 0.01702928799980403,
+        "d_cond": 8.45707918882775, "d_cond_err": 0.004593648692502786,
+        "transition": 'discontinuous'},
+    'not-equal(m=5)': {"k": 2, "m": 5, "d_ks": 16.0,
+        "d_sp": 12.786341885694242, "d_sp_err": 0.01721285075942597,
+        "d_cond": 13.234047746902604, "d_cond_err": 0.014668948696407625,
+        "transition": 'discontinuous'},
+    'nae(k=3,m=3)': {"k": 3, "m": 3, "d_ks": 64.0,
+        "d_sp": 50.15312048800333, "d_sp_err": 0.06677991783080812,
+        "d_cond": 52.519874050795664, "d_cond_err": 0.0364398394336051,
+        "transition": 'discontinuous'},
+    'not-equal(m=6)': {"k": 2, "m": 6, "d_ks": 25.0,
+        "d_sp": 17.639539298638017, "d_sp_err": 0.029623361605938103,
+        "d_cond": 18.43722884312361, "d_cond_err": 0.009265384452604013,
+        "transition": 'discontinuous'},
+    'not-equal(m=7)': {"k": 2, "m": 7, "d_ks": 36.0,
+        "d_sp": 22.7073789669053, "d_sp_err": 0.025246857830739444,
+        "d_cond": 24.006770389616804, "d_cond_err": 0.010286574887388702,
+        "transition": 'discontinuous'},
+    'not-equal(m=8)': {"k": 2, "m": 8, "d_ks": 49.0,
+        "d_sp": 27.972019490740905, "d_sp_err": 0.0511336315129416,
+        "d_cond": 29.886876007212997, "d_cond_err": 0.009410752342586717,
+        "transition": 'discontinuous'},
+    'not-equal(m=9)': {"k": 2, "m": 9, "d_ks": 64.0,
+        "d_sp": 33.38683332643689, "d_sp_err": 0.044519945220537885,
+        "d_cond": 36.04832725052943, "d_cond_err": 0.011414828526394975,
+        "transition": 'discontinuous'},
+    'not-equal(m=10)': {"k": 2, "m": 10, "d_ks": 81.0,
+        "d_sp": 39.056105417981044, "d_sp_err": 0.043708690653565675,
+        "d_cond": 42.454457750199765, "d_cond_err": 0.014692581846320217,
+        "transition": 'discontinuous'},
+    'nae(k=3,m=2)': {"k": 3, "m": 2, "d_ks": 9.0,
+        "d_sp": 9.0, "d_sp_err": 0.0,
+        "d_cond": 9.0, "d_cond_err": 0.0,
+        "transition": 'continuous'},
+    'nae(k=4,m=2)': {"k": 4, "m": 2, "d_ks": 49.0,
+        "d_sp": 49.0, "d_sp_err": 0.0,
+        "d_cond": 49.0, "d_cond_err": 0.0,
+        "transition": 'continuous'},
+    'xor(k=3,parity=0)': {"k": 3, "m": 2, "d_ks": 'inf',
+        "d_sp": 4.908203125, "d_sp_err": 0.011950377543722208,
+        "d_cond": 5.509586852196253, "d_cond_err": 0.0024228835792836313,
+        "transition": 'discontinuous'},
+    'nae(k=3,m=4)': {"k": 3, "m": 4, "d_ks": 225.0,
+        "d_sp": 112.72861016131986, "d_sp_err": 0.21159285665433616,
+        "d_cond": 125.38443759112701, "d_cond_err": 0.07472982129252015,
+        "transition": 'discontinuous'},
+    'nae(k=4,m=3)': {"k": 4, "m": 3, "d_ks": 676.0,
+        "d_sp": 294.6227169399704, "d_sp_err": 0.4168242229675976,
+        "d_cond": 342.8538391924287, "d_cond_err": 0.28336511546738774,
+        "transition": 'discontinuous'},
+    'nae(k=4,m=4)': {"k": 4, "m": 4, "d_ks": 3969.0,
+        "d_sp": 826.2928824174945, "d_sp_err": 3.323840012951439,
+        "d_cond": 1048.3863968416274, "d_cond_err": 0.5273093817114818,
+        "transition": 'discontinuous'},
+}
