@@ -195,9 +195,10 @@ def run_table1_spec(model, dist, spec: dict, *, num: int, seed: int, batch: int)
         rec["bp_not_converged"] = int(order.not_converged)
         rec["bp_runs"] = int(order.calls)
     if order is not None:
-        # (sequence, step) pairs whose revealed tokens had probability 0: no posterior, so
-        # those steps took positions in their order.
-        rec["order_contradictions"] = int(getattr(order, "contradictions", 0))
+        # (sequence, step) pairs whose revealed tokens had probability 0 under the law: no
+        # posterior, so the model's own margin ranked those steps.
+        rec["order_fallbacks"] = int(getattr(order, "fallbacks", 0))
+        rec["order_steps"] = int(num * kw["steps"])
     return rec
 
 
@@ -464,15 +465,23 @@ def _table1_ranking(presets) -> str:
 
 
 def _bp_note(presets) -> str:
-    bad = [(p["N"], p["P"], p["decoders"]["bp-order"].get("bp_not_converged", 0),
-            p["decoders"]["bp-order"].get("bp_runs", 0) * p["decoders"]["bp-order"][
-                "n_sequences"])
-           for p in presets if "bp-order" in p["decoders"]]
-    if not bad:
+    parts = []
+    for p in presets:
+        for k in ("bp-order", "exact-order"):
+            r = p["decoders"].get(k)
+            if r is not None and r.get("order_steps"):
+                parts.append(f"{k} ({p['N']}, {p['P']}): {r.get('order_fallbacks', 0)} of "
+                             f"{r['order_steps']}")
+    if not parts:
         return ""
-    parts = ", ".join(f"({n}, {p}): {k} of {t}" for n, p, k, t in bad)
-    return (f"BP (parallel schedule, damping 0.5) did not converge on some (sequence, "
-            f"step) pairs; their last iterate still ranked the positions: {parts}.")
+    bad = [(p["N"], p["P"], p["decoders"]["bp-order"].get("bp_not_converged", 0))
+           for p in presets if "bp-order" in p["decoders"]]
+    conv = ", ".join(f"({n}, {q}): {k}" for n, q, k in bad)
+    return ("Oracle orders: once the MDM writes a value that makes the revealed tokens "
+            "impossible under the law, the oracle has no posterior and the MDM's own margin "
+            "ranks that sequence; (sequence, step) pairs where this happened: "
+            + "; ".join(parts) + f". BP runs that did not converge (their last iterate "
+            f"still ranked the positions): {conv}.")
 
 
 def write_sudoku(cfg: DecodersConfig, doc: dict) -> Path:

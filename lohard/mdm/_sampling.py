@@ -227,7 +227,10 @@ def sample(model, num: int | None = None, *, sampler: str = "margin", steps: int
       (one of :data:`POSITION_SCORES`) are unmasked, K by the block's own linear grid.
     * ``"bp-order"``: the K masked positions whose ``order_model`` law (BP marginals on
       the CSP, :class:`lohard.mdm.BPOracle`) has the largest margin are unmasked, with
-      values drawn from the MDM: BP as an ordering oracle.
+      values drawn from the MDM: BP as an ordering oracle. Once the MDM has written a
+      value that makes a sequence's revealed tokens impossible under the law, the oracle
+      has no posterior for it, and the model's own margin ranks that sequence's positions
+      (``order_model.fallbacks`` counts these sequence-steps).
 
     Each chosen position gets a value drawn from :math:`p_\theta(\cdot \mid x_t)`
     (tempered by ``temperature``). The last step has s = 0, so every position is
@@ -548,7 +551,11 @@ def _sample_batch(model, x, o: _Opts, gen, use_amp, bar=None):
             elif o.sampler == "semi-ar":
                 score = position_scores(logp.exp(), o.block_score, generator=gen)
             elif o.sampler == "bp-order":
-                score = position_scores(_order_probs(o.order_model, x), "margin")
+                oprobs, none = _order_probs(o.order_model, x)
+                score = position_scores(oprobs, "margin")
+                if bool(none.any()):  # no posterior: the model's own margin ranks the row
+                    own = position_scores(logp.exp(), "margin")
+                    score = torch.where(none[:, None], own, score)
             else:
                 score = _position_scores(logp.exp(), o.sampler)
             if o.noise == "gumbel":
@@ -561,31 +568,36 @@ def _sample_batch(model, x, o: _Opts, gen, use_amp, bar=None):
     return x, calls
 
 
-def _order_probs(order_model, x: torch.Tensor) -> torch.Tensor:
-    """The ordering oracle's laws (B, L, V). A sequence whose revealed tokens have
-    probability 0 under the oracle's distribution (an MDM can write an impossible value)
-    has no posterior: it gets an all-zero law (score 0 everywhere, so its positions go in
-    their order) and is counted in ``order_model.contradictions``."""
+def _order_probs(order_model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ordering oracle's laws (B, L, V), and which rows have none.
+
+    A sequence whose revealed tokens have probability 0 under the oracle's distribution
+    (the MDM wrote an impossible value) has no posterior: its row is flagged, the caller
+    ranks it by the model's own margin instead, and ``order_model.fallbacks`` counts the
+    (sequence, step) pairs where that happened.
+    """
     length = getattr(order_model, "max_seq_len", x.shape[1])
     if x.shape[1] != length:
         raise ValueError(f"the ordering oracle is for sequences of L = {length} tokens, the "
                          f"decoded ones have {x.shape[1]}")
     dev = _model_device(order_model) if isinstance(order_model, torch.nn.Module) else x.device
     if dev != x.device:  # e.g. an exact oracle on the CPU ranking for a model on a GPU
-        return _order_probs(order_model, x.to(dev)).to(x.device)
+        probs, none = _order_probs(order_model, x.to(dev))
+        return probs.to(x.device), none.to(x.device)
+    none = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     try:
-        return torch.as_tensor(order_model.probs(x), device=x.device).float()
+        return torch.as_tensor(order_model.probs(x), device=x.device).float(), none
     except ValueError:
-        rows, bad = [], 0
+        rows = []
         for b in range(x.shape[0]):
             try:
                 rows.append(torch.as_tensor(order_model.probs(x[b:b + 1]),
                                             device=x.device).float()[0])
             except ValueError:
                 rows.append(None)
-                bad += 1
+                none[b] = True
         shape = (x.shape[1], getattr(order_model, "vocab_size", 1))
         out = torch.stack([torch.zeros(shape, device=x.device) if r is None else r
                            for r in rows])
-        order_model.contradictions = getattr(order_model, "contradictions", 0) + bad
-        return out
+        order_model.fallbacks = getattr(order_model, "fallbacks", 0) + int(none.sum())
+        return out, none

@@ -118,6 +118,19 @@ def test_bp_order_follows_bp_confidence():
         assert torch.allclose(score[new], best)
 
 
+def test_bp_order_falls_back_to_the_model_where_the_oracle_has_no_posterior():
+    # The model's law has another structure: it writes values that are impossible under
+    # the oracle's law; those sequences are then ranked by the model's own margin.
+    d = _dist()
+    other = sparse_predicate(4, Predicate.nae(3, 2), 3, prior=[0.65, 0.35],
+                             permutation="random", rng=8)
+    order = ExactOracle(d)
+    x = sample(ExactOracle(other), 300, sampler="bp-order", order_model=order,
+               steps=d.length, length=d.length, generator=29)
+    assert (x != d.mask_id).all()
+    assert order.fallbacks > 0
+
+
 def test_random_remasking_keeps_p_data(support_of):
     d = _dist()
     rec = _Recorder(d)
