@@ -102,7 +102,7 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
     cfg = Fig4Config(predicate=args.predicate, k=args.k, m=args.m, n=args.n, degrees=degrees,
                      seeds=args.seeds, max_iter=args.max_iter, damping=args.damping,
                      root_seed=args.seed, n_jobs=args.jobs, backend=args.backend,
-                     scheduler=args.scheduler)
+                     scheduler=args.scheduler, threads_per_worker=args.threads_per_worker)
     summary = run_fig4(cfg, out_dir=args.out, progress=not args.quiet)
     if args.json:
         print(json.dumps(to_jsonable(summary), indent=2))
@@ -358,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="loky",
                    help="joblib backend: loky, threading, sequential, dask, ray")
     p.add_argument("--scheduler", default=None, help="dask/ray scheduler address")
+    p.add_argument("--threads-per-worker", type=T.POSITIVE, default=None,
+                   help="numba threads of each cell on a worker (default: 1 on dask and ray, "
+                        "so one worker thread per core uses each core once; joblib's own "
+                        "cap on loky)")
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -42,6 +42,7 @@ class Fig4Config:
     n_jobs: int = -1  # joblib workers (-1: all cores)
     backend: str = "loky"  # joblib backend (loky, threading, sequential, dask, ray)
     scheduler: str | None = None  # dask/ray scheduler address
+    threads_per_worker: int | None = None  # numba threads per cell (None: lohard.sweep's)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -228,7 +229,9 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
     t0 = time.perf_counter()
     records = run_sweep(_fig4_cell, config.cells(), root_seed=config.root_seed,
                         out_dir=cache_dir, n_jobs=config.n_jobs, backend=config.backend,
-                        scheduler=config.scheduler, progress=progress, desc="fig4 cells")
+                        scheduler=config.scheduler,
+                        threads_per_worker=config.threads_per_worker, progress=progress,
+                        desc="fig4 cells")
     wall = time.perf_counter() - t0
     degrees = np.array(sorted({float(d) for d in config.degrees}))
     points = []
