@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 from lohard.experiments import decoders as D  # noqa: E402
 
 TINY = dict(num_samples=6, sample_batch=6, n_test=3, n_test_hard=2, bp_limit=1,
-            presets=((5, 9),), device="cpu", quiet=True,
+            presets=((5, 9),), pareto_presets=((5, 9),), device="cpu", quiet=True,
             table1_overrides=dict(model="tiny", steps=8, eval_points=1, eval_size=16,
                                   fig2_preset=None),
             sudoku_overrides=dict(n_train=200, n_test=3, n_test_hard=2, steps=4,
@@ -64,9 +64,13 @@ def test_tables_and_plot_end_to_end_then_resume_from_cache(tmp_path, monkeypatch
 
 
 def test_only_groups_split_the_rows(tmp_path):
-    cfg = _cfg(tmp_path, only="bp")
-    doc = D.run_table1_decoders(cfg)
-    assert set(doc["presets"]["nae-sat-5-9-t"]["decoders"]) == {"bp-order", "exact-order"}
+    with pytest.raises(ValueError, match="no checkpoint"):  # the bp group trains nothing
+        D.run_table1_decoders(_cfg(tmp_path, only="bp"))
+    model = D.run_table1_decoders(_cfg(tmp_path, only="model"))["presets"]["nae-sat-5-9-t"]
+    bp = D.run_table1_decoders(_cfg(tmp_path, only="bp"))["presets"]["nae-sat-5-9-t"]
+    assert set(bp["decoders"]) == {"bp-order", "exact-order"}
+    assert set(model["decoders"]) | set(bp["decoders"]) == set(D.table1_decoders(15))
+    assert not set(model["decoders"]) & set(bp["decoders"])
     with pytest.raises(ValueError, match="unknown row group"):
         _cfg(tmp_path, only="fast")
 
