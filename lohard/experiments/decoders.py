@@ -456,12 +456,15 @@ def _main_rows(decoders: dict) -> dict:
 
 
 def _table1_ranking(presets) -> str:
-    names = set.intersection(*(set(_main_rows(p["decoders"])) for p in presets))
-    mean = {k: float(np.mean([p["decoders"][k]["accuracy"] for p in presets])) for k in names}
+    every = set.intersection(*(set(_main_rows(p["decoders"])) for p in presets))
+    some = set.union(*(set(_main_rows(p["decoders"])) for p in presets)) - every
+    mean = {k: float(np.mean([p["decoders"][k]["accuracy"] for p in presets])) for k in every}
     order = sorted(mean, key=lambda k: -mean[k])
     body = ", ".join(f"{label(k)} {mean[k]:.1f}" for k in order)
-    return (f"**Ranking** by the mean accuracy over the presets where every decoder is "
-            f"defined ({len(presets)} presets): {body}.")
+    left = (" (left out, not defined on every preset: " + ", ".join(label(k) for k in
+                                                                    sorted(some)) + ")"
+            if some else "")
+    return f"**Ranking** by the mean accuracy over the {len(presets)} presets{left}: {body}."
 
 
 def _bp_note(presets) -> str:
@@ -604,6 +607,12 @@ def _pareto_panel(ax, dec: dict, *, scale, steps_key, main_steps, title, ylabel)
                               [scale * (r["ci95"][1] - r["accuracy"])]],
                         fmt=style, capsize=3, label=label(k))
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    lo, hi = ax.get_xlim()
+    ax.set_xticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200) if lo <= t <= hi])
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("model calls per sequence (forward passes, log scale)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
