@@ -34,6 +34,8 @@ import os
 import time
 from pathlib import Path
 
+from lohard.experiments.sudoku_tables import _fmt
+
 #: Paper values (Kim et al. 2025, Table 3), accuracy in %, at the paper's sizes (up to
 #: 6 x 6 puzzles): the 19M MDM and the 42M ARMs of Shah et al.
 PAPER = {"mdm/vanilla": 76.9, "mdm/top-prob": 98.5, "mdm/margin": 98.3,
@@ -214,12 +216,6 @@ def evaluate(cfg: Config, zm, test, work: Path) -> dict:
 
     atomic_write(path.with_suffix(".npz"), writer)
     return res
-
-
-def _fmt(x, digits=2):
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    return f"{x:.{digits}f}"
 
 
 def write_tables(cfg: Config, sets: dict, models: dict, results: dict, device_info: dict,

@@ -48,7 +48,14 @@ from lohard.mdm._config import check_optimisation, model_config
 from lohard.mdm._loss import loss_masks
 from lohard.mdm._model import MaskedDiffusionTransformer
 from lohard.mdm._pilearner import PiLearner, PiLearnerConfig
-from lohard.mdm._sudoku_config import ARM_ORDERS, ARM_SIZES, KINDS, _seed_of
+from lohard.mdm._sudoku_config import (
+    ARM_ORDERS,
+    ARM_SIZES,
+    KINDS,
+    _model_shape,
+    _n_params,
+    _seed_of,
+)
 from lohard.mdm._sudoku_data import arm_sudoku_loss
 from lohard.mdm._train import (
     CKPT_NAME,
@@ -158,15 +165,6 @@ def build_zebra_model(cfg: ZebraTrainConfig) -> torch.nn.Module:
     pc = PiLearnerConfig(vocab_size=lay.vocab_size, length=lay.arm_length, d_model=d,
                          n_layers=layers, n_heads=heads)
     return PiLearner(pc, seed=_seed_of(cfg.seed, _INIT))
-
-
-def _shape(model) -> dict:
-    return dataclasses.asdict(model.cfg) if isinstance(model, PiLearner) else \
-        model.config.to_dict()
-
-
-def _n_params(model) -> int:
-    return int(sum(p.numel() for p in model.parameters()))
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -284,7 +282,7 @@ class ZebraModel:
 
     def summary(self) -> dict:
         return {"name": self.name, "config": self.config.to_dict(),
-                "model_shape": _shape(self.model), "n_params": _n_params(self.model),
+                "model_shape": _model_shape(self.model), "n_params": _n_params(self.model),
                 "step": self.step, "steps": self.config.steps, "seed": self.config.seed,
                 "finished": self.finished, "train_seconds": self.train_seconds,
                 "device": self.device, "data_hash": self.data_hash,
@@ -374,7 +372,7 @@ def train_zebra(config: ZebraTrainConfig, puzzles: ZebraSet, out_dir: str | os.P
         seconds, running_state = float(state["train_seconds"]), state.get("running_loss") or {}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", {
-        **provenance(cfg.to_dict(), cfg.seed), "model_shape": _shape(model),
+        **provenance(cfg.to_dict(), cfg.seed), "model_shape": _model_shape(model),
         "n_params": _n_params(model), "device": str(device), "data_hash": data_hash,
         "train_puzzles": len(puzzles), "data_meta": puzzles.meta.get("config")})
     end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
@@ -401,7 +399,7 @@ def train_zebra(config: ZebraTrainConfig, puzzles: ZebraSet, out_dir: str | os.P
             "format": CKPT_FORMAT, "format_version": CKPT_VERSION,
             "model": model.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "step": int(step), "config": cfg.to_dict(),
-            "model_shape": _shape(model), "seed": cfg.seed, "data_hash": data_hash,
+            "model_shape": _model_shape(model), "seed": cfg.seed, "data_hash": data_hash,
             "history": to_jsonable(history), "running_loss": running.state(),
             "train_seconds": seconds + time.perf_counter() - t0, "device": str(device),
             "provenance": provenance(cfg.to_dict(), cfg.seed)})
