@@ -419,7 +419,9 @@ def write_table1(cfg: DecodersConfig, doc: dict) -> Path:
           f"{mo['steps']} steps of {mo['batch_size']} per preset, training seed "
           f"{mo['seed']}), device {doc.get('device')}. Fixed-step "
           f"decoders use T = {cfg.steps} reverse steps unless named. A naive guess scores "
-          f"75%. `—`: not defined for this L (no block size divides a prime L).", "",
+          f"75%. `—`: not defined for this L (no block size divides a prime L). Decoding "
+          f"seed {cfg.seed}; lohard {meta['lohard_version']}; the JSON holds every setting.",
+          "",
           head, "|---" * (len(presets) + 1) + "|"]
     for k in names:
         if _is_pareto(k):
@@ -513,7 +515,9 @@ def write_sudoku(cfg: DecodersConfig, doc: dict) -> Path:
           f"the 9x9 tables' CPU configuration (`cpu-1m` MDM, {doc['model']['steps']} steps "
           f"of 64), device {doc.get('device')}. Test puzzles: the first ones of the 9x9 "
           f"tables' own test sets (counts in the header). One cell per step, argmax values, "
-          f"no noise unless named; BP rows on the first {cfg.bp_limit} puzzles.", ""]
+          f"no noise unless named; BP rows on the first {cfg.bp_limit} puzzles. Decoding "
+          f"seed {cfg.seed}; lohard {meta['lohard_version']}; the JSON holds every setting.",
+          ""]
     md.append("| decoder | " + " | ".join(
         f"{t} ({s['n']}): solved | calls | rho" for t, s in sets.items()) + " |")
     md.append("|---" * (1 + 3 * len(sets)) + "|")
