@@ -52,6 +52,7 @@ ARM_SIZES: dict[str, tuple[int, int, int]] = {
     "arm-6m": (256, 6, 8),
     "arm-19m": (384, 8, 8),
     "cpu-1m": (128, 4, 4),  # the width and depth of the MDM's cpu-1m (CPU-scale 9x9 tables)
+    "cpu-4l": (64, 4, 4),  # the MDM's cpu-4l (CPU-scale Zebra table)
     "tiny": (64, 2, 4),
 }
 

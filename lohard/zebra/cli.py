@@ -74,13 +74,15 @@ def register(subparsers) -> argparse._SubParsersAction:
                     "figures/zebra_table3_<scale>.{md,csv,json}. Resumable: rerun the same "
                     "command to continue after an interruption or the --max-minutes budget.")
     t.add_argument("--scale", choices=("cpu", "tiny"), default="cpu",
-                   help="cpu: 4x4 puzzles, 0.14M models, 5000 steps each (~45 min on 2 "
-                        "cores); tiny: seconds")
+                   help="cpu: 3x3 puzzles, 4-layer 0.27M models, 16000 MDM and 5000 ARM "
+                        "steps (~60 min on 2 cores); tiny: seconds")
     t.add_argument("--m", type=SIZE, default=None, help="entities (houses)")
     t.add_argument("--n", type=SIZE, default=None, help="attributes")
     t.add_argument("--n-train", type=T.POSITIVE, default=None, help="training puzzles")
     t.add_argument("--n-test", type=T.POSITIVE, default=None, help="test puzzles")
-    t.add_argument("--steps", type=T.POSITIVE, default=None, help="steps per model")
+    t.add_argument("--steps", type=T.POSITIVE, default=None, help="MDM optimiser steps")
+    t.add_argument("--arm-steps", type=T.POSITIVE, default=None,
+                   help="optimiser steps of each ARM")
     t.add_argument("--batch-size", type=T.POSITIVE, default=None, help="puzzles per step")
     t.add_argument("--max-minutes", type=T.POSITIVE_REAL, default=None,
                    help="whole-run budget; training stops with a checkpoint")
@@ -184,7 +186,8 @@ def _cmd_tables(args) -> int:
     from lohard.experiments.zebra_tables import run_zebra_tables, tables_config
 
     cfg = tables_config(args.scale, m=args.m, n=args.n, n_train=args.n_train,
-                        n_test=args.n_test, steps=args.steps, batch_size=args.batch_size,
+                        n_test=args.n_test, steps=args.steps, arm_steps=args.arm_steps,
+                        batch_size=args.batch_size,
                         max_minutes=args.max_minutes, threads=args.threads, jobs=args.jobs,
                         seed=args.seed, work_dir=args.work_dir, out=args.out)
     return run_zebra_tables(cfg)
