@@ -74,8 +74,8 @@ def register(subparsers) -> argparse._SubParsersAction:
                     "figures/zebra_table3_<scale>.{md,csv,json}. Resumable: rerun the same "
                     "command to continue after an interruption or the --max-minutes budget.")
     t.add_argument("--scale", choices=("cpu", "tiny"), default="cpu",
-                   help="cpu: 3x3 puzzles, 4-layer 0.27M models, 16000 MDM and 5000 ARM "
-                        "steps (~60 min on 2 cores); tiny: seconds")
+                   help="cpu: 3x3 puzzles, 4-layer 0.27M models, 14000 MDM and 3000 ARM "
+                        "steps (~60 min on one thread); tiny: seconds")
     t.add_argument("--m", type=SIZE, default=None, help="entities (houses)")
     t.add_argument("--n", type=SIZE, default=None, help="attributes")
     t.add_argument("--n-train", type=T.POSITIVE, default=None, help="training puzzles")
@@ -86,7 +86,8 @@ def register(subparsers) -> argparse._SubParsersAction:
     t.add_argument("--batch-size", type=T.POSITIVE, default=None, help="puzzles per step")
     t.add_argument("--max-minutes", type=T.POSITIVE_REAL, default=None,
                    help="whole-run budget; training stops with a checkpoint")
-    t.add_argument("--threads", type=T.COUNT, default=None, help="torch threads (0: default)")
+    t.add_argument("--threads", type=T.COUNT, default=None,
+                   help="torch threads (0: torch's default; cpu scale: 1)")
     t.add_argument("--jobs", type=T.JOBS, default=None, help="generation processes")
     t.add_argument("--seed", type=T.SEED, default=None,
                    help="training and decoding seed (default 0)")
