@@ -1,30 +1,46 @@
-"""BP speed on planted NAE(3,3), N = 10^4, d = 64 (about 107k clauses).
+"""BP speed on planted NAE(3,3), d = 64: kernels, scaling in N, fixed cost, threads under load.
 
-Prints ms per iteration and edge updates per second for lohard's Numba kernels
-(flooding schedule, serial and multi-threaded; random-sequential sweep) next to
-two references measured in the same process on the same instance and messages:
-a plain vectorised-NumPy implementation of the same flooding update, and the
-plain Numba loop (variable-major storage, prefix/suffix leave-one-out products)
-that the production kernels are tested against. It checks that all compute
-the same messages.
+Default (N = 10^4): ms per iteration and edge updates per second for lohard's
+Numba kernels (flooding schedule, serial and multi-threaded; random-sequential
+sweep) next to two references measured in the same process on the same
+instance and messages: a plain vectorised-NumPy implementation of the same
+flooding update, and the plain Numba loop (variable-major storage,
+prefix/suffix leave-one-out products) that the production kernels are tested
+against. It checks that all compute the same messages. Then run_bp's fixed
+cost (the work outside the iterations) in iterations' worth.
+
+``--n N`` (N != 10^4) adds the cost per edge at N and at N = 10^4, measured in
+the same run, and their ratio (target <= 3x), and reports run_bp's fixed cost
+at N (target <= 2 iterations' worth); the references run at N = 10^4 only.
+
+``--under-load`` compares run_bp's default thread choice (``threads="auto"``)
+with one thread, interleaved, first on the machine as it is, then next to
+``--load-procs`` busy processes that this script starts: medians of whole
+runs, per iteration, and their ratio (target <= 1.2 under load).
 
     python benchmarks/bp_speed.py [--n 10000] [--degree 64] [--reps 20]
+    python benchmarks/bp_speed.py --n 1000000
+    python benchmarks/bp_speed.py --under-load [--load-procs 1] [--iters 100]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import time
 
 import numba
 import numpy as np
 
 from lohard import __version__
-from lohard.bp import FactorGraph
+from lohard.bp import FactorGraph, _layout, run_bp
 from lohard.bp import _kernels as K
+from lohard.bp._bp import _initial_messages
 from lohard.csp import planted_instance
 from lohard.predicates import Predicate
+
+REFERENCE_N = 10_000
 
 
 def numpy_flooding_step(nu, clauses, n, damping):
@@ -67,92 +83,272 @@ def timeit(fn, reps):
     return float(np.median(times))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=10_000)
-    ap.add_argument("--degree", type=float, default=64.0)
-    ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+class Kernels:
+    """lohard's kernels on one instance, in run_bp's internal layout, from the default start."""
 
-    inst = planted_instance(args.n, Predicate.nae(3, 3), args.degree, rng=args.seed)
-    g = FactorGraph.from_instance(inst)
-    offsets, edges = g._csr
-    pos = g._pos
-    si, so = g._sat
-    md = K.max_degree(offsets)
-    flat = inst.clauses.reshape(-1)
-    E, m, k = g.num_edges, 3, 3
-    kt, mt = K.shape_tuples(k, m)
-    n = inst.n
-    rng = np.random.default_rng(args.seed)
-    nu_edge = 1 / 3 + 0.02 * rng.uniform(-1, 1, (E, m))  # the default random start
-    nu_edge /= nu_edge.sum(axis=1, keepdims=True)
-    w = 0.5
+    def __init__(self, inst, seed):
+        self.inst = inst
+        self.g = g = FactorGraph.from_instance(inst)
+        self.L = g._layout
+        self.si, self.so = g._sat
+        self.kt, self.mt = K.shape_tuples(g.k, g.m)
+        self.fld = self.L.variables_in(g.field)
+        self.fld.setflags(write=False)
+        self.rng = np.random.default_rng(seed)
+        self.nu_user = _initial_messages(g, "uniform", 0.02, None, np.random.default_rng(seed))
+        self.nu_user = self.L.edges_out(self.nu_user)  # the same start in the user's order
+        self.nch = K.flood_chunks(g.num_edges, g.n)
 
-    nch = K.flood_chunks(E, n)
-    nblocks = 8 * numba.get_num_threads()
-
-    def state():
+    def state(self):
         """Messages, then products, beliefs and partial products as run_bp sets them up."""
-        nu = nu_edge.copy()
-        arrays, _ = K.flood_start(nu, g.field, offsets, edges, inst.num_clauses, mt, nch)
+        nu = np.ascontiguousarray(self.L.edges_in(self.nu_user))
+        arrays, _ = K.flood_start(nu, self.fld, self.L.offsets, self.L.edges,
+                                  self.L.clauses.reshape(-1), self.g.clauses.shape[0], self.mt,
+                                  self.nch)
         return (nu, *arrays)
 
-    def flood(fn, st, damping):
-        return fn(*st, g.field, offsets, edges, flat, kt, mt, damping, 1, 0, g.tables,
-                  g.clause_table, si, so, nblocks)
+    def flood(self, st, damping, threads=1):
+        fn = K.flood_parallel if threads > 1 else K.flood_serial
+        L = self.L
+        return fn(*st, self.fld, L.offsets, L.edges, L.clauses.reshape(-1), self.kt, self.mt,
+                  damping, 1, 0, self.g.tables, L.clause_table, self.si, self.so, 8 * threads)
+
+    def sweep_timer(self, reps):
+        L = self.L
+        nu = self.state()[0]
+        n, m = self.g.n, self.g.m
+        prod, zeros, bel = np.empty((n, m)), np.empty((n, m), dtype=np.int64), np.empty((n, m))
+        order = self.rng.permutation(self.g.clauses.shape[0]).astype(np.int64)
+        return timeit(lambda: K.sweep_sequential(nu, prod, zeros, bel, self.fld, L.offsets,
+                                                 L.edges, L.clauses.reshape(-1), order, self.kt,
+                                                 self.mt, 0.3, 1, 0, self.g.tables,
+                                                 L.clause_table, self.si, self.so), reps)
+
+
+def kernel_table(kn: Kernels, reps: int) -> tuple[list, float]:
+    """The implementations table at one N; returns (rows, max abs diff vs NumPy)."""
+    g, inst = kn.g, kn.inst
+    offsets, edges = g._csr
+    pos = g._pos
+    md = K.max_degree(offsets)
+    m, k, n = g.m, g.k, g.n
+    w = 0.5
 
     def ref_state():
-        nu = np.ascontiguousarray(nu_edge[edges])  # variable-major rows pos[e]
+        nu = np.ascontiguousarray(kn.nu_user[edges])  # variable-major rows pos[e]
         return nu, np.empty_like(nu), np.empty((n, m))
 
     # correctness: one step of each kernel equals one NumPy step
-    ref = numpy_flooding_step(nu_edge, inst.clauses, n, w)
-    st = state()
-    flood(K.flood_serial, st, w)
-    err = float(np.abs(st[0] - ref).max())
+    ref = numpy_flooding_step(kn.nu_user, inst.clauses, n, w)
+    st = kn.state()
+    kn.flood(st, w)
+    err = float(np.abs(kn.L.edges_out(st[0]) - ref).max())
     rnu, rmu, rbel = ref_state()
     K.reference_iterate(rnu, rmu, rbel, g.field, offsets, pos, k, m, w, 1, 0, g.tables,
-                        g.clause_table, si, so, md)
+                        g.clause_table, kn.si, kn.so, md)
     err = max(err, float(np.abs(rnu[pos] - ref).max()))
     assert err < 1e-12, err
 
     rnu, rmu, rbel = ref_state()
     t_ref = timeit(lambda: K.reference_iterate(rnu, rmu, rbel, g.field, offsets, pos, k, m, w, 1,
-                                               0, g.tables, g.clause_table, si, so, md),
-                   args.reps)
-    st = state()
-    t_serial = timeit(lambda: flood(K.flood_serial, st, w), args.reps)
-    st = state()
-    t_par = timeit(lambda: flood(K.flood_parallel, st, w), args.reps)
-    nu, prod, zeros, _, bel = state()[:5]
-    order = rng.permutation(inst.num_clauses).astype(np.int64)
-    t_seq = timeit(lambda: K.sweep_sequential(nu, prod, zeros, bel, g.field, offsets, edges,
-                                              flat, order, kt, mt, 0.3, 1, 0, g.tables,
-                                              g.clause_table, si, so), max(3, args.reps // 4))
-    t_np = timeit(lambda: numpy_flooding_step(nu_edge, inst.clauses, n, w),
-                  max(3, args.reps // 4))
+                                               0, g.tables, g.clause_table, kn.si, kn.so, md),
+                   reps)
+    st = kn.state()
+    t_serial = timeit(lambda: kn.flood(st, w), reps)
+    threads = numba.get_num_threads()
+    st = kn.state()
+    t_par = timeit(lambda: kn.flood(st, w, threads), reps)
+    t_seq = kn.sweep_timer(max(3, reps // 4))
+    t_np = timeit(lambda: numpy_flooding_step(kn.nu_user, inst.clauses, n, w), max(3, reps // 4))
     rows = [("numpy flooding (reference)", t_np),
             ("numba prefix/suffix flooding, serial", t_ref),
             ("lohard flooding, serial", t_serial),
-            (f"lohard flooding, {numba.get_num_threads()} threads", t_par),
+            (f"lohard flooding, {threads} threads", t_par),
             ("lohard random-sequential sweep", t_seq)]
-    out = {"lohard_version": __version__, "n": inst.n, "clauses": inst.num_clauses,
-           "edges": E, "degree": inst.degree, "threads": numba.get_num_threads(),
-           "max_abs_diff_vs_numpy": err,
-           "results": [{"name": r, "ms_per_iter": t * 1e3, "edge_updates_per_s": E / t,
-                        "speedup_vs_numpy": t_np / t} for r, t in rows]}
+    return rows, err
+
+
+def per_edge(kn: Kernels, reps: int) -> dict:
+    """Serial seconds per iteration (flooding) and per sweep, and per edge."""
+    st = kn.state()
+    t_flood = timeit(lambda: kn.flood(st, 0.5), reps)
+    t_sweep = kn.sweep_timer(reps)
+    E = kn.g.num_edges
+    return {"n": kn.g.n, "edges": E, "flood_s": t_flood, "sweep_s": t_sweep,
+            "flood_ns_per_edge": t_flood / E * 1e9, "sweep_ns_per_edge": t_sweep / E * 1e9}
+
+
+def fixed_cost(inst, schedule: str, iters: int, reps: int, seed: int) -> dict:
+    """run_bp's own timings (one thread): the work outside the iterations, per iteration.
+
+    Medians over ``reps`` calls after a warm-up call. Each call builds the factor
+    graph from the instance; its locality layout is built once per instance
+    (the first call), so ``layout`` times that build on its own. ``mu`` is the
+    first access of ``BPResult.mu``.
+    """
+    run_bp(inst, schedule=schedule, max_iter=1, warn=False, rng=seed, threads=1)
+    g = FactorGraph.from_instance(inst)
+    builds = []
+    for _ in range(max(1, reps // 2)):
+        t = time.perf_counter()
+        _layout.locality_layout(g.clauses, g.clause_table, g.n, 1)
+        builds.append(time.perf_counter() - t)
+    rows = []
+    for _ in range(reps):
+        r = run_bp(inst, schedule=schedule, max_iter=iters, tol=1e-300, warn=False, rng=seed,
+                   threads=1)
+        t = time.perf_counter()
+        _ = r.mu  # computed on first access
+        rows.append({**r.timings, "mu": time.perf_counter() - t,
+                     "per_iter": r.timings["iterations"] / r.iterations})
+    med = {key: float(np.median([row[key] for row in rows])) for key in rows[0]}
+    fixed = sum(med[key] for key in ("graph", "init", "start", "final"))
+    layout = float(np.median(builds))
+    return {"schedule": schedule, **med, "fixed": fixed, "fixed_iters": fixed / med["per_iter"],
+            "layout": layout, "first_call_iters": (fixed + layout) / med["per_iter"],
+            "mu_iters": med["mu"] / med["per_iter"]}
+
+
+def _busy(stop) -> None:
+    """A CPU-bound loop until ``stop`` is set (the other process of --under-load)."""
+    x = 0
+    while not stop.is_set():
+        for _ in range(100_000):
+            x += 1
+
+
+def compare_threads(inst, iters: int, reps: int, seed: int) -> dict:
+    """Whole flooding runs of ``iters`` iterations, default threads vs 1 vs all, interleaved."""
+    variants = {"auto": "auto", "1": 1, "all": numba.config.NUMBA_NUM_THREADS}
+    times = {v: [] for v in variants}
+    used = {}
+    for _ in range(reps):
+        for name, th in variants.items():
+            t = time.perf_counter()
+            r = run_bp(inst, schedule="parallel", max_iter=iters, tol=1e-300, warn=False,
+                       rng=seed, threads=th)
+            times[name].append((time.perf_counter() - t) / iters)
+            if name == "auto":
+                for key, c in r.options["threads_used"].items():
+                    used[key] = used.get(key, 0) + c
+    med = {name: float(np.median(ts)) for name, ts in times.items()}
+    return {"ms_per_iter": {name: v * 1e3 for name, v in med.items()},
+            "auto_over_1": med["auto"] / med["1"], "all_over_1": med["all"] / med["1"],
+            "auto_threads_used": used}
+
+
+def under_load(args) -> None:
+    inst = planted_instance(args.n, Predicate.nae(3, 3), args.degree, rng=args.seed)
+    allt = numba.config.NUMBA_NUM_THREADS
+    # compile both kernels outside the measurements
+    for th in (1, allt):
+        run_bp(inst, schedule="parallel", max_iter=2, warn=False, rng=args.seed, threads=th)
+    out = {"lohard_version": __version__, "n": inst.n, "edges": inst.clauses.size,
+           "numba_threads": allt, "threading_layer": numba.threading_layer(),
+           "iters": args.iters, "reps": args.reps}
+    out["idle"] = compare_threads(inst, args.iters, args.reps, args.seed)
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    procs = [ctx.Process(target=_busy, args=(stop,), daemon=True)
+             for _ in range(args.load_procs)]
+    for p in procs:
+        p.start()
+    try:
+        time.sleep(1.0)  # let them start and spin
+        out["loaded"] = compare_threads(inst, args.iters, args.reps, args.seed)
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(5)
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"planted NAE(3,3): N = {inst.n}, P = {inst.num_clauses}, E = {E}, "
-          f"d = {inst.degree:.2f}; numba threads = {numba.get_num_threads()}")
+    print(f"planted NAE(3,3): N = {inst.n}, E = {inst.clauses.size}; flooding runs of "
+          f"{args.iters} iterations, {args.reps} interleaved reps, medians; numba threads = "
+          f"{allt} ({out['threading_layer']})")
+    for phase, label in (("idle", "machine as it is"),
+                         ("loaded", f"next to {args.load_procs} busy process(es)")):
+        r = out[phase]
+        ms = r["ms_per_iter"]
+        print(f"{label:34s} default {ms['auto']:7.2f} ms/iter | 1 thread {ms['1']:7.2f} | "
+              f"{allt} threads {ms['all']:7.2f} | default/1 = {r['auto_over_1']:.2f}x, "
+              f"{allt}/1 = {r['all_over_1']:.2f}x; default used {r['auto_threads_used']}")
+    print("target: default/1 <= 1.2 under load; default as fast as the threads when idle")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=REFERENCE_N)
+    ap.add_argument("--degree", type=float, default=64.0)
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--iters", type=int, default=100,
+                    help="iterations per run_bp call of --under-load")
+    ap.add_argument("--under-load", action="store_true",
+                    help="default thread choice vs 1 thread, idle and next to busy processes")
+    ap.add_argument("--load-procs", type=int, default=1)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.under_load:
+        under_load(args)
+        return
+
+    pred = Predicate.nae(3, 3)
+    ref_inst = planted_instance(REFERENCE_N, pred, args.degree, rng=args.seed)
+    ref = Kernels(ref_inst, args.seed)
+    rows, err = kernel_table(ref, args.reps)
+    t_np = rows[0][1]
+    E0 = ref.g.num_edges
+    out = {"lohard_version": __version__, "n": REFERENCE_N, "clauses": ref_inst.num_clauses,
+           "edges": E0, "degree": ref_inst.degree, "threads": numba.get_num_threads(),
+           "max_abs_diff_vs_numpy": err,
+           "results": [{"name": r, "ms_per_iter": t * 1e3, "edge_updates_per_s": E0 / t,
+                        "speedup_vs_numpy": t_np / t} for r, t in rows]}
+    big = None
+    if args.n != REFERENCE_N:
+        inst = planted_instance(args.n, pred, args.degree, rng=args.seed)
+        big_reps = max(3, args.reps // 5)
+        big = Kernels(inst, args.seed)
+        small_cost, big_cost = per_edge(ref, big_reps), per_edge(big, big_reps)
+        out["scaling"] = {
+            "reference": small_cost, "large": big_cost,
+            "flood_ratio": big_cost["flood_ns_per_edge"] / small_cost["flood_ns_per_edge"],
+            "sweep_ratio": big_cost["sweep_ns_per_edge"] / small_cost["sweep_ns_per_edge"]}
+        del big
+    else:
+        inst = ref_inst
+    fixed_reps = 3 if inst.n > 100_000 else 7
+    out["fixed_cost"] = [fixed_cost(inst, s, 3, fixed_reps, args.seed)
+                         for s in ("parallel", "random-sequential")]
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"planted NAE(3,3): N = {ref_inst.n}, P = {ref_inst.num_clauses}, E = {E0}, "
+          f"d = {ref_inst.degree:.2f}; numba threads = {numba.get_num_threads()}")
     print(f"{'implementation':36s} {'ms/iter':>9s} {'Medge/s':>9s} {'vs numpy':>9s}")
     for r, t in rows:
-        print(f"{r:36s} {t * 1e3:9.2f} {E / t / 1e6:9.2f} {t_np / t:8.1f}x")
+        print(f"{r:36s} {t * 1e3:9.2f} {E0 / t / 1e6:9.2f} {t_np / t:8.1f}x")
     print("target: <= 3 ms per flooding iteration on the 2-core CI machine")
+    if "scaling" in out:
+        sc = out["scaling"]
+        print(f"\ncost per edge, 1 thread (medians of {max(3, args.reps // 5)} calls):")
+        for key in ("reference", "large"):
+            c = sc[key]
+            print(f"  N = {c['n']:>8d} (E = {c['edges']:>9d}): flooding "
+                  f"{c['flood_ns_per_edge']:6.1f} ns/edge ({c['flood_s'] * 1e3:9.1f} ms/iter), "
+                  f"sweep {c['sweep_ns_per_edge']:6.1f} ns/edge ({c['sweep_s'] * 1e3:9.1f} ms)")
+        print(f"  ratio N = {args.n} / N = {REFERENCE_N}: flooding {sc['flood_ratio']:.2f}x, "
+              f"random-sequential sweep {sc['sweep_ratio']:.2f}x (target <= 3x)")
+    print(f"\nrun_bp fixed cost at N = {inst.n}, 1 thread, medians:")
+    for fc in out["fixed_cost"]:
+        print(f"  {fc['schedule']:17s} per iteration {fc['per_iter'] * 1e3:9.1f} ms; fixed "
+              f"{fc['fixed'] * 1e3:9.1f} ms = {fc['fixed_iters']:.2f} iterations' worth "
+              f"(graph {fc['graph'] * 1e3:.1f}, init {fc['init'] * 1e3:.1f}, start "
+              f"{fc['start'] * 1e3:.1f}, final {fc['final'] * 1e3:.1f} ms); first run on an "
+              f"instance also builds its layout ({fc['layout'] * 1e3:.1f} ms): "
+              f"{fc['first_call_iters']:.2f} iterations' worth; mu on first access "
+              f"{fc['mu_iters']:.2f} iterations")
+    print("  target: fixed cost <= 2 iterations' worth")
 
 
 if __name__ == "__main__":

@@ -77,58 +77,138 @@ def _predicate_args(p: argparse.ArgumentParser, k_default=None, m_default=None) 
                    help="number of colours m (default: 3 for nae/not-equal)")
 
 
+def _one_or_list(item):
+    """An argparse type: one value of type ``item``, or a comma-separated list of them
+    (returned as a list only when there are several)."""
+
+    def parse(text: str):
+        parts = [x.strip() for x in text.split(",")]
+        if len(parts) == 1:
+            return item(parts[0])
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"must be a number or comma-separated numbers, "
+                                             f"got {text!r}")
+        return [item(x) for x in parts]
+
+    parse.__name__ = item.__name__
+    return parse
+
+
+def _fig4_degrees(args: argparse.Namespace, pred, sizes: list[int], finite_size: bool):
+    """The degree list of ``lohard fig4``: --degrees, else the default grid."""
+    from lohard.experiments.fig4 import default_degrees, default_finite_size_degrees
+
+    if args.degrees is None:
+        if finite_size:
+            return default_finite_size_degrees(pred, args.points or 7)
+        return default_degrees(pred, args.points or 15)
+    try:
+        degrees = [float(x) for x in args.degrees.split(",") if x.strip()]
+    except ValueError as err:
+        raise ValueError(f"--degrees must be comma-separated numbers, got "
+                         f"{args.degrees!r}") from err
+    # P = d N / ((k-1) k) clauses, each stored as k variable indices. (Fig4Config
+    # refuses an empty list, NaN and negative degrees.)
+    max_clauses = 10**8
+    n = max(sizes)
+    top = max_clauses * (pred.k - 1) * pred.k / n
+    bad = [d for d in degrees if d > top]
+    if bad:
+        raise ValueError(f"--degrees: a degree d = (k-1) k P / N must give at most "
+                         f"P = {max_clauses:.0e} clauses (d <= {top:.4g} at N = {n}), "
+                         f"got {bad[0]:g}")
+    return degrees
+
+
 def _cmd_fig4(args: argparse.Namespace) -> int:
-    from lohard.experiments.fig4 import Fig4Config, default_degrees, run_fig4
+    from lohard.experiments.fig4 import Fig4Config, run_fig4
     from lohard.predicates import predicate_by_name
 
     pred = predicate_by_name(args.predicate, k=args.k, m=args.m)
-    if args.degrees is not None:
-        try:
-            degrees = [float(x) for x in args.degrees.split(",") if x.strip()]
-        except ValueError as err:
-            raise ValueError(f"--degrees must be comma-separated numbers, got "
-                             f"{args.degrees!r}") from err
-        # P = d N / ((k-1) k) clauses, each stored as k variable indices. (Fig4Config
-        # refuses an empty list, NaN and negative degrees.)
-        max_clauses = 10**8
-        top = max_clauses * (pred.k - 1) * pred.k / args.n
-        bad = [d for d in degrees if d > top]
-        if bad:
-            raise ValueError(f"--degrees: a degree d = (k-1) k P / N must give at most "
-                             f"P = {max_clauses:.0e} clauses (d <= {top:.4g} at N = {args.n}), "
-                             f"got {bad[0]:g}")
-    else:
-        degrees = default_degrees(pred, args.points)
-    cfg = Fig4Config(predicate=args.predicate, k=args.k, m=args.m, n=args.n, degrees=degrees,
-                     seeds=args.seeds, max_iter=args.max_iter, damping=args.damping,
+    sizes = args.n if isinstance(args.n, list) else [args.n]
+    if len(sizes) > 1:
+        return _cmd_fig4_finite_size(args, pred, sizes)
+    if isinstance(args.seeds, list):
+        raise ValueError("--seeds takes one count unless --n lists several sizes N")
+    degrees = _fig4_degrees(args, pred, sizes, finite_size=False)
+    cfg = Fig4Config(predicate=args.predicate, k=args.k, m=args.m, n=sizes[0], degrees=degrees,
+                     seeds=2 if args.seeds is None else args.seeds, max_iter=args.max_iter,
+                     critical_sweeps=args.critical_sweeps,
+                     max_iter_ceiling=args.max_iter_ceiling, damping=args.damping,
                      root_seed=args.seed, n_jobs=args.jobs, backend=args.backend,
                      scheduler=args.scheduler, threads_per_worker=args.threads_per_worker)
     summary = run_fig4(cfg, out_dir=args.out, progress=not args.quiet)
     if args.json:
         print(json.dumps(to_jsonable(summary), indent=2))
-    else:
-        def between(key: str, what: str) -> str:
-            b = summary[key]
-            return (f"{what} rises most between d = {b[0]:.4g} and {b[1]:.4g}" if b else
-                    f"{what} rises by no more than 0.3 between grid points")
+        return 0
 
-        print(f"{pred.name}, N = {cfg.n}: analytic d_KS = {summary['d_ks']:.4g}; "
-              f"{between('d_jump_truth_between', 'ground-truth curve')}; "
-              f"{between('d_rise_random_between', 'random-start curve')}")
-        cav = summary["cavity"]
-        if cav["available"]:
-            print(f"cavity (lohard's table): d_sp = {cav['d_sp']:.4g} ± "
-                  f"{cav['d_sp_err']:.2g}, "
-                  f"d_cond = {cav['d_cond']:.4g} ± {cav['d_cond_err']:.2g}")
-        print(f"{'d':>8} {'truth':>8} {'random':>8}   (* some instance not converged in "
-              f"{cfg.max_iter} sweeps)")
-        for p in summary["points"]:
+    def between(key: str, what: str) -> str:
+        b = summary[key]
+        return (f"{what} rises most between d = {b[0]:.4g} and {b[1]:.4g}" if b else
+                f"{what} rises by no more than 0.3 between grid points")
+
+    print(f"{pred.name}, N = {cfg.n}: analytic d_KS = {summary['d_ks']:.4g}; "
+          f"{between('d_jump_truth_between', 'ground-truth curve')}; "
+          f"{between('d_rise_random_between', 'random-start curve')}")
+    _print_cavity(summary)
+    print(f"sweep caps: {cfg.max_iter} from the truth; from a random start "
+          f"{summary['sweep_caps']['random']} (C = {cfg.critical_sweeps:g})")
+    print(f"{'d':>8} {'truth':>8} {'random':>8}   (* some instance not converged within "
+          "its sweep cap)")
+    for p in summary["points"]:
+        flag = {lab: " " if p[f"converged_{lab}_frac"] == 1.0 else "*"
+                for lab in ("truth", "random")}
+        print(f"{p['degree']:8.2f} {p['overlap_truth_mean']:8.3f}{flag['truth']}"
+              f"{p['overlap_random_mean']:8.3f}{flag['random']}")
+    for kind, path in summary["files"].items():
+        print(f"wrote {kind}: {path}")
+    return 0
+
+
+def _print_cavity(summary: dict) -> None:
+    cav = summary["cavity"]
+    if cav["available"]:
+        print(f"cavity (lohard's table): d_sp = {cav['d_sp']:.4g} ± "
+              f"{cav['d_sp_err']:.2g}, "
+              f"d_cond = {cav['d_cond']:.4g} ± {cav['d_cond_err']:.2g}")
+
+
+def _cmd_fig4_finite_size(args: argparse.Namespace, pred, sizes: list[int]) -> int:
+    """``lohard fig4 --n N1,N2,...``: Figure 4 at several N, in one figure."""
+    from lohard.experiments.fig4 import FiniteSizeConfig, run_fig4_finite_size
+
+    seeds = args.seeds
+    if isinstance(seeds, int):
+        seeds = [seeds] * len(sizes)
+    degrees = _fig4_degrees(args, pred, sizes, finite_size=True)
+    cfg = FiniteSizeConfig(predicate=args.predicate, k=args.k, m=args.m, sizes=sizes,
+                           degrees=degrees, seeds=seeds, max_iter=args.max_iter,
+                           critical_sweeps=args.critical_sweeps,
+                           max_iter_ceiling=args.max_iter_ceiling, damping=args.damping,
+                           root_seed=args.seed, n_jobs=args.jobs, backend=args.backend,
+                           scheduler=args.scheduler,
+                           threads_per_worker=args.threads_per_worker)
+    summary = run_fig4_finite_size(cfg, out_dir=args.out, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(to_jsonable(summary), indent=2))
+        return 0
+    print(f"{pred.name}: analytic d_KS = {summary['d_ks']:.4g}")
+    _print_cavity(summary)
+    order = sorted(cfg.sizes)
+    print(f"{'d':>8} " + " ".join(f"{'N=' + str(n):>17}" for n in order)
+          + "   (truth/random overlap; * some instance not converged within its sweep cap)")
+    cell = {(p["n"], p["degree"]): p for p in summary["points"]}
+    for d in sorted(set(cfg.degrees)):
+        parts = []
+        for n in order:
+            p = cell[(n, d)]
             flag = {lab: " " if p[f"converged_{lab}_frac"] == 1.0 else "*"
                     for lab in ("truth", "random")}
-            print(f"{p['degree']:8.2f} {p['overlap_truth_mean']:8.3f}{flag['truth']}"
-                  f"{p['overlap_random_mean']:8.3f}{flag['random']}")
-        for kind, path in summary["files"].items():
-            print(f"wrote {kind}: {path}")
+            parts.append(f"{p['overlap_truth_mean']:.3f}{flag['truth']}/"
+                         f"{p['overlap_random_mean']:.3f}{flag['random']}")
+        print(f"{d:8.2f} " + " ".join(f"{x:>17}" for x in parts))
+    for kind, path in summary["files"].items():
+        print(f"wrote {kind}: {path}")
     return 0
 
 
@@ -328,28 +408,45 @@ def build_parser() -> argparse.ArgumentParser:
                     "d = (k-1) k P / N, and plot the overlap with the planted assignment "
                     "(the largest colour agreement over colour permutations, rescaled so "
                     "that 0 is chance and 1 is exact). Below d_KS the random start stays "
-                    "at 0; the ground-truth curve shows where a good solution exists. The "
-                    "d_KS line is analytic; d_sp and d_cond come from lohard's shipped "
-                    "thresholds table (the same on every machine; none for a predicate it "
-                    "does not hold). Writes <out>/fig4_overlap.{png,csv,json} for the "
-                    "default settings (fig4_overlap_<predicate>_k<k>_m<m> for another "
-                    "predicate); any other N, degrees, seeds or BP setting adds a hash of "
-                    "them to the name, so a variant never overwrites the default figure. "
-                    "Resumable.")
+                    "at 0; the ground-truth curve shows where a good solution exists. BP "
+                    "from a random start slows down near d_KS, so it gets more sweeps "
+                    "there: ceil(C (ln N / ln 10^4) / |ln(d / d_KS)|), between --max-iter "
+                    "and --max-iter-ceiling; every instance that stops at its cap without "
+                    "converging is drawn hollow. The d_KS line is analytic; d_sp and d_cond "
+                    "come from lohard's shipped thresholds table (the same on every "
+                    "machine; none for a predicate it does not hold). Writes "
+                    "<out>/fig4_overlap.{png,csv,json} for the default settings "
+                    "(fig4_overlap_<predicate>_k<k>_m<m> for another predicate); any other "
+                    "N, degrees, seeds or BP setting adds a hash of them to the name, so a "
+                    "variant never overwrites the default figure. With several sizes "
+                    "(--n 1000,10000,100000,1000000) it draws both curves for every N in "
+                    "one figure, <out>/fig4_finite_size.{png,csv,json} (about an hour on 2 "
+                    "cores for that list). Resumable.")
     _predicate_args(p)
-    p.add_argument("-n", "--n", type=T.integer(10), default=10_000,
-                   help="number of variables N (default 10000)")
+    p.add_argument("-n", "--n", type=_one_or_list(T.integer(10)), default=10_000,
+                   help="number of variables N (default 10000), or several, comma-separated, "
+                        "for the finite-size figure")
     p.add_argument("--degrees", default=None,
                    help="comma-separated degrees d = (k-1)kP/N (default: --points evenly "
                         "spaced degrees, on [40, 82] for nae with k = m = 3 and on "
                         "[0.6 d_KS, 1.3 d_KS] for other predicates, [60/13, 10] if d_KS is "
-                        "infinite or undefined)")
-    p.add_argument("--points", type=T.POSITIVE, default=15,
-                   help="number of degree points when --degrees is not given (default 15)")
-    p.add_argument("--seeds", type=T.POSITIVE, default=2,
-                   help="instances per degree (default 2)")
+                        "infinite or undefined; with several N, 49, 51, 53, 58, 64, 68, 72 "
+                        "for nae with k = m = 3)")
+    p.add_argument("--points", type=T.POSITIVE, default=None,
+                   help="number of degree points when --degrees is not given (default 15; "
+                        "7 with several N)")
+    p.add_argument("--seeds", type=_one_or_list(T.POSITIVE), default=None,
+                   help="instances per degree (default 2); with several N, one count for "
+                        "all or one per N (default 16, 8, 2, 1 for N up to 10^3, 10^4, "
+                        "10^5, above)")
     p.add_argument("--max-iter", type=T.POSITIVE, default=120,
-                   help="BP sweeps per run (default 120)")
+                   help="BP sweeps from the ground truth, and the fewest from a random start "
+                        "(default 120)")
+    p.add_argument("--critical-sweeps", type=T.NONNEG_REAL, default=20.0,
+                   help="C in the random-start sweep cap C (ln N / ln 10^4) / |ln(d / d_KS)| "
+                        "(default 20; 0: --max-iter sweeps everywhere)")
+    p.add_argument("--max-iter-ceiling", type=T.POSITIVE, default=600,
+                   help="most sweeps from a random start, reached near d_KS (default 600)")
     p.add_argument("--damping", type=T.real(0, 1, high_open=True), default=0.3,
                    help="BP damping in [0, 1): new message = (1 - damping) update + damping "
                         "old (default 0.3)")

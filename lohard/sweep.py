@@ -88,6 +88,15 @@ def cached_record(out_dir: str | Path, cell: dict, root_seed: int, index: int) -
     return rec
 
 
+def _worker_threads(n_jobs: int) -> int:
+    """joblib's thread cap for ``n_jobs`` workers: cores // workers, at least 1."""
+    import joblib
+
+    cores = joblib.cpu_count()
+    workers = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+    return max(1, cores // min(workers, cores))
+
+
 # -- what a worker runs -----------------------------------------------------------------
 def _compute_cell(func, cell, root_seed, index, threads):
     """``(index, record)`` of one cell, computed with at most ``threads`` numba threads.
@@ -326,8 +335,9 @@ def run_sweep(
     threads_per_worker : int, optional
         numba threads of each running cell. None: 1 on dask and ray (start one worker
         thread per core, e.g. ``dask worker --nthreads 8``, so the cores are used by
-        cells rather than oversubscribed); on loky and multiprocessing joblib's own cap
-        (cores / n_jobs); unchanged on sequential and threading.
+        cells rather than oversubscribed); cores / n_jobs on loky (joblib's own cap),
+        multiprocessing and threading (numba's thread count is per calling thread, so
+        each threading worker gets its own); unchanged on sequential.
     progress : bool
         Show a tqdm progress bar over finished cells.
 
@@ -349,6 +359,10 @@ def run_sweep(
         threads_per_worker = require_int(threads_per_worker, "threads_per_worker", minimum=1)
     elif backend in CLUSTER_BACKENDS:
         threads_per_worker = 1
+    elif backend in ("threading", "multiprocessing"):
+        # joblib caps the threads of loky workers (NUMBA_NUM_THREADS = cores // n_jobs)
+        # but not these: without a cap every cell would start one thread per core.
+        threads_per_worker = _worker_threads(n_jobs)
     root_seed = int(root_seed)
     cells = list(cells)
     records: list[dict | None] = [None] * len(cells)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import warnings
+import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -11,11 +14,18 @@ import numpy as np
 
 from lohard._util import RNGLike, as_generator, integer_array, require_int
 from lohard.bp import _kernels as K
+from lohard.bp import _layout as lay
+from lohard.bp._threads import ThreadPolicy, check_threads
 from lohard.csp._kernels import csr_by_variable
 from lohard.predicates import KERNEL_GENERIC, KERNEL_XOR, Predicate
 
 BP_SCHEDULES = ("parallel", "random-sequential")
 BP_INITS = ("uniform", "random", "planted")
+
+# The layout of each instance run_bp has seen, so that repeated runs on one instance
+# (two starts, a scan of damping) build it once: O(E) work, one to two flooding
+# iterations' worth on planted instances.
+_INSTANCE_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class BPConvergenceWarning(RuntimeWarning):
@@ -45,6 +55,15 @@ class FactorGraph:
         when every factor uses the single 0/1 table of that predicate.
     parity : int
         Parity for the XOR fast path.
+
+    Notes
+    -----
+    BP runs on an internal copy renumbered for memory locality (breadth-first
+    order of the variables, clauses sorted by their first-visited variable, see
+    :mod:`lohard.bp._layout`), built on first use, O(E), and kept with the
+    graph (``from_instance`` keeps it with the instance too, while that lives).
+    Graphs with fewer than ``RENUMBER_MIN_EDGES`` edges keep their numbering.
+    Inputs and results of :func:`run_bp` are always in the numbering given here.
     """
 
     n: int
@@ -66,10 +85,8 @@ class FactorGraph:
             raise ValueError(f"variables need m >= 2 states, got m = {m}")
         if clauses.size and (clauses.min() < 0 or clauses.max() >= n):
             raise ValueError(f"factor variables must be indices in [0, {n})")
-        if k > 1 and clauses.shape[0]:
-            srt = np.sort(clauses, axis=1)
-            if np.any(srt[:, 1:] == srt[:, :-1]):
-                raise ValueError("the variables of a factor must be distinct")
+        if k > 1 and not lay.clauses_distinct(clauses):
+            raise ValueError("the variables of a factor must be distinct")
         tables = np.ascontiguousarray(np.asarray(self.tables, dtype=np.float64))
         if tables.ndim == 1:
             tables = tables[None, :]
@@ -119,8 +136,17 @@ class FactorGraph:
         fld = np.ones((n, m)) if field is None else field
         kernel = pred.kernel if fast_path else KERNEL_GENERIC
         parity = pred.parity if pred.kernel == KERNEL_XOR else 0
-        return cls(n, m, instance.clauses, pred.table.reshape(1, -1).astype(np.float64),
-                   np.zeros(instance.num_clauses, dtype=np.int64), fld, kernel, parity)
+        graph = cls(n, m, instance.clauses, pred.table.reshape(1, -1).astype(np.float64),
+                    np.zeros(instance.num_clauses, dtype=np.int64), fld, kernel, parity)
+        if graph.num_edges >= lay.RENUMBER_MIN_EDGES:
+            # one layout per instance (its clauses are read-only), kept while it lives
+            layout = _INSTANCE_LAYOUTS.get(instance)
+            if layout is None:
+                layout = lay.locality_layout(graph.clauses, graph.clause_table, n, 1,
+                                                 instance.__dict__.get("_csr"))
+                _INSTANCE_LAYOUTS[instance] = layout
+            graph.__dict__["_layout"] = layout  # what the cached property would hold
+        return graph
 
     @cached_property
     def _csr(self):
@@ -138,6 +164,15 @@ class FactorGraph:
         return pos
 
     @cached_property
+    def _layout(self) -> lay.Layout:
+        """The internal numbering BP runs in (see :mod:`lohard.bp._layout`)."""
+        if self.num_edges >= lay.RENUMBER_MIN_EDGES:
+            return lay.locality_layout(self.clauses, self.clause_table, self.n,
+                                           self.tables.shape[0], self.__dict__.get("_csr"))
+        offsets, edges = self._csr
+        return lay.identity_layout(self.clauses, self.clause_table, offsets, edges)
+
+    @cached_property
     def _sat(self):
         idx, off = [], [0]
         for t in self.tables:
@@ -147,7 +182,35 @@ class FactorGraph:
         return np.concatenate(idx).astype(np.int64), np.asarray(off, dtype=np.int64)
 
 
-@dataclass
+class _Messages:
+    """The final messages of a run in the internal layout, mapped to the user's edges on demand."""
+
+    def __init__(self, nu, layout, field, mt):
+        self._nu_internal = nu
+        self._layout = layout
+        self._field = field
+        self._mt = mt
+        self._nu = None
+        self._mu = None
+
+    def nu(self) -> np.ndarray:
+        if self._nu is None:
+            self._nu = self._layout.edges_out(self._nu_internal)
+        return self._nu
+
+    def mu(self) -> np.ndarray:
+        if self._mu is None:
+            L, nu = self._layout, self._nu_internal
+            n, m = L.offsets.shape[0] - 1, len(self._mt)
+            mu = np.empty_like(nu)
+            K.cavities(nu, np.empty((n, m)), np.empty((n, m), dtype=np.int64),
+                       np.empty((n, m)), mu, self._field, L.offsets, L.edges,
+                       L.clauses.reshape(-1), self._mt)
+            self._mu = L.edges_out(mu)
+        return self._mu
+
+
+@dataclass(eq=False)
 class BPResult:
     """Outcome of :func:`run_bp`.
 
@@ -158,7 +221,8 @@ class BPResult:
     nu : float64 array, shape (E, m)
         Clause-to-variable messages on edges e = a*k + s.
     mu : float64 array, shape (E, m)
-        Variable-to-clause (cavity) messages.
+        Variable-to-clause (cavity) messages of ``nu``. Computed on first access
+        (about one iteration's work), from ``nu`` as run_bp returned it.
     history : float64 array, shape (iterations,)
         Maximum absolute change of any clause-to-variable message per iteration.
     converged : bool
@@ -166,19 +230,35 @@ class BPResult:
     iterations : int
         Iterations (parallel) or sweeps (random-sequential) done.
     contradictions : int
-        All-zero message products met (set to uniform); 0 on consistent instances.
+        All-zero message products met during the iterations (set to uniform); 0 on
+        consistent instances.
     options : dict
-        The resolved options (schedule, damping, init, noise, tol, max_iter).
+        The resolved options (schedule, damping, init, noise, tol, max_iter,
+        threads) and ``threads_used``: iterations run per thread count
+        (``{"1": 40, "2": 160}``).
+    timings : dict
+        Wall seconds of the steps of the run: ``graph`` (factor graph and its
+        layout), ``init`` (starting messages), ``start`` (products of the
+        starting messages, flooding only), ``iterations``, ``final`` (beliefs
+        back to the user's numbering, checks).
     """
 
     beliefs: np.ndarray
-    nu: np.ndarray
-    mu: np.ndarray
     history: np.ndarray
     converged: bool
     iterations: int
     contradictions: int
     options: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    _messages: _Messages | None = field(default=None, repr=False)
+
+    @property
+    def nu(self) -> np.ndarray:
+        return self._messages.nu()
+
+    @property
+    def mu(self) -> np.ndarray:
+        return self._messages.mu()
 
     def assignment(self) -> np.ndarray:
         """int64 array, shape (n,): argmax of the beliefs (ties to the lowest colour)."""
@@ -215,14 +295,38 @@ _DEFAULTS = {
 }
 
 
+# Message rows per block of random draws in _initial_messages: 3 MB of draws at m = 3,
+# small enough for the cache and large enough that the Python loop costs nothing.
+_DRAW_BLOCK = 1 << 17
+
+
 def _initial_messages(graph: FactorGraph, init: str, noise: float, sigma, gen) -> np.ndarray:
-    E, m = graph.num_edges, graph.m
+    """Starting clause-to-variable messages, float64 (E, m), in the graph's internal layout.
+
+    Random draws are made in the user's edge order and then moved, so a run does
+    not depend on the layout.
+    """
+    E, m, k = graph.num_edges, graph.m, graph.k
+    L = graph._layout
+    nu = np.empty((E, m))
     if init == "uniform":
-        nu = 1.0 / m + noise * gen.uniform(-1.0, 1.0, size=(E, m))
-        if np.any(nu <= 0):
+        # the draws of gen.uniform(-1, 1, size=(E, m)), made in blocks of clauses
+        # (the stream is the same), so no (E, m) array of draws is held at once
+        block = max(1, _DRAW_BLOCK // k)
+        kt, mt = K.shape_tuples(k, m)
+        buf = np.empty((block * k, m))
+        ok = True
+        for a0 in range(0, graph.clauses.shape[0], block):
+            dst = L.clause_pos[a0:a0 + block]
+            u = buf[:dst.shape[0] * k]
+            gen.random(out=u)
+            ok &= K.uniform_rows(u, noise, dst, kt, mt, nu)
+        if not ok:
             raise ValueError(f"noise must be < 1/m = {1.0 / m:.4g} so messages stay positive")
     elif init == "random":
-        nu = gen.dirichlet(np.ones(m), size=E)
+        draw = gen.dirichlet(np.ones(m), size=E)
+        draw /= draw.sum(axis=1, keepdims=True)
+        nu = np.ascontiguousarray(L.edges_in(draw))
     elif init == "planted":
         if sigma is None:
             raise ValueError("init='planted' needs the planted assignment sigma")
@@ -231,18 +335,29 @@ def _initial_messages(graph: FactorGraph, init: str, noise: float, sigma, gen) -
             raise ValueError(f"sigma must have shape (n,) = ({graph.n},)")
         if sig.size and (sig.min() < 0 or sig.max() >= m):
             raise ValueError(f"sigma entries must be colours in [0, {m})")
-        owner = graph.clauses.reshape(-1)
-        hard = np.zeros((E, m))
-        hard[np.arange(E), sig[owner]] = 1.0
         # noise here mixes in a little of the uniform message (0 = exact ground truth).
         if not 0.0 <= noise <= 1.0:
             raise ValueError(f"init='planted' mixes (1 - noise) of the ground truth with noise "
                              f"of the uniform message, so noise must lie in [0, 1], got {noise}")
-        nu = (1.0 - noise) * hard + noise / m
+        K.planted_start(np.ascontiguousarray(L.variables_in(sig)), L.clauses.reshape(-1), noise,
+                        m, nu)
     else:
         raise ValueError(f"unknown init {init!r}; choose one of {', '.join(BP_INITS)}")
-    nu /= nu.sum(axis=1, keepdims=True)
-    return np.ascontiguousarray(nu)
+    return nu
+
+
+@contextmanager
+def _numba_threads(t: int):
+    """Run the block with ``t`` Numba threads (the setting is per calling thread)."""
+    old = numba.get_num_threads()
+    if t == old:
+        yield
+        return
+    numba.set_num_threads(t)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def run_bp(
@@ -258,6 +373,7 @@ def run_bp(
     field: np.ndarray | None = None,
     nu0: np.ndarray | None = None,
     fast_path: bool = True,
+    threads: int | str = "auto",
     parallel: bool | None = None,
     warn: bool = True,
     rng: RNGLike = None,
@@ -299,9 +415,17 @@ def run_bp(
         Explicit starting messages (overrides ``init``).
     fast_path : bool
         Use the NAE/XOR clause kernels when the predicate allows.
+    threads : "auto" or int
+        Numba threads of each flooding iteration (the random-sequential sweep is
+        serial). "auto" uses several only on large graphs (E > 100,000) and only
+        while they are measured to be faster than one: never more than
+        ``numba.get_num_threads()`` (a sweep worker capped at one thread stays
+        serial) or the usable cores, and one while other processes keep the
+        cores busy (see :class:`lohard.bp._threads.ThreadPolicy`). An int in
+        [1, NUMBA_NUM_THREADS] is used as is. Results do not depend on it.
     parallel : bool, optional
-        Use the multi-threaded kernel (default: when E > 100,000 and more than one
-        Numba thread is available). Results are identical either way.
+        Older switch, kept for compatibility: False is ``threads=1``, True the
+        multi-threaded kernel with ``numba.get_num_threads()`` threads.
     warn : bool
         Emit :class:`BPConvergenceWarning` when BP does not converge.
     rng : Generator, int or None
@@ -325,6 +449,12 @@ def run_bp(
     flooding update is tested against a division-free prefix/suffix reference
     kernel. Products that vanish for every colour (contradictory evidence) are
     set to uniform and counted in ``contradictions``.
+
+    The flooding pass splits the clauses into chunks fixed by the graph, and its
+    serial and multi-threaded kernels give bitwise-identical results, so the
+    result does not depend on ``threads``. BP runs in the graph's internal
+    layout (see :class:`FactorGraph`); that changes only the order of
+    floating-point products (differences of order 1e-16 per iteration).
 
     Defaults (see ``default_bp_options``) reproduce the KS transition of
     NAE(3,3) with no tuning: random-sequential, damping 0.3, uniform plus
@@ -351,6 +481,10 @@ def run_bp(
     if not (opts["tol"] > 0):
         raise ValueError(f"tol must be > 0, got {opts['tol']}")
 
+    threads = check_threads(threads, parallel)
+    opts["threads"] = threads
+    clock = time.perf_counter
+    t0 = clock()
     if isinstance(problem, FactorGraph):
         if field is not None:
             raise ValueError("pass the field inside the FactorGraph")
@@ -360,6 +494,8 @@ def run_bp(
         if sigma is None:
             sigma = getattr(problem, "sigma", None)
     gen = as_generator(rng)
+    L = graph._layout
+    t_graph = clock()
 
     if nu0 is not None:
         nu = np.array(nu0, dtype=np.float64, order="C")
@@ -368,52 +504,71 @@ def run_bp(
         if not np.all(np.isfinite(nu)) or np.any(nu < 0) or np.any(nu.sum(axis=1) == 0):
             raise ValueError("nu0 must be finite, >= 0, and nonzero in every row")
         nu /= nu.sum(axis=1, keepdims=True)
+        nu = np.ascontiguousarray(L.edges_in(nu))
         opts["init"] = "given"
     else:
         nu = _initial_messages(graph, opts["init"], float(opts["noise"]), sigma, gen)
+    t_init = clock()
     n, m, k = graph.n, graph.m, graph.k
-    offsets, edges = graph._csr
-    flat = graph.clauses.reshape(-1)
+    P = graph.clauses.shape[0]
+    offsets, edges, ct = L.offsets, L.edges, L.clause_table
+    flat = L.clauses.reshape(-1)
+    fld = L.variables_in(graph.field)
+    fld.setflags(write=False)  # as graph.field is: one compiled kernel for both layouts
     kt, mt = K.shape_tuples(k, m)
-    prod = np.empty((n, m))
-    zeros = np.empty((n, m), dtype=np.int64)
-    beliefs = np.empty((n, m))
     sat_idx, sat_off = graph._sat
     kind, parity = int(graph.kernel), int(graph.parity)
-    tables, ct, fld = graph.tables, graph.clause_table, graph.field
-    if parallel is None:
-        parallel = graph.num_edges > 100_000 and numba.get_num_threads() > 1
-    if opts["schedule"] == "parallel":
+    tables = graph.tables
+    flooding = opts["schedule"] == "parallel"
+    if flooding:
         # partial products of the fused flooding pass; their number is fixed by
         # the graph, so results do not depend on the number of threads
-        fstate, _ = K.flood_start(nu, fld, offsets, edges, graph.clauses.shape[0], mt,
-                                  K.flood_chunks(graph.num_edges, n))
-        nblocks = 8 * numba.get_num_threads() if parallel else 1  # combine-pass blocks
+        nchunks = K.flood_chunks(graph.num_edges, n)
+        fstate, _ = K.flood_start(nu, fld, offsets, edges, flat, P, mt, nchunks)
+        policy = ThreadPolicy(threads, graph.num_edges, nchunks)
+    else:
+        prod = np.empty((n, m))
+        zeros = np.empty((n, m), dtype=np.int64)
+        beliefs = np.empty((n, m))
+        policy = ThreadPolicy(1, graph.num_edges, 1)
+    t_start = clock()
 
     history = []
     bad = 0
     converged = False
     max_it = int(opts["max_iter"])
     for _ in range(max_it):
-        if opts["schedule"] == "parallel":
-            flood = K.flood_parallel if parallel else K.flood_serial
-            change, b = flood(nu, *fstate, fld, offsets, edges, flat, kt, mt, w, kind, parity,
-                              tables, ct, sat_idx, sat_off, nblocks)
+        t_it = clock()
+        if flooding:
+            t = policy.next()
+            if t > 1 or policy.parallel_kernel:
+                with _numba_threads(t):
+                    change, b = K.flood_parallel(nu, *fstate, fld, offsets, edges, flat, kt, mt,
+                                                 w, kind, parity, tables, ct, sat_idx, sat_off,
+                                                 8 * t)  # blocks of the combine pass
+            else:
+                change, b = K.flood_serial(nu, *fstate, fld, offsets, edges, flat, kt, mt, w,
+                                           kind, parity, tables, ct, sat_idx, sat_off, 1)
         else:
-            order = gen.permutation(graph.clauses.shape[0]).astype(np.int64)
+            t = 1
+            order = L.clauses_in(gen.permutation(P).astype(np.int64))
             change, b = K.sweep_sequential(nu, prod, zeros, beliefs, fld, offsets, edges, flat,
                                            order, kt, mt, w, kind, parity, tables, ct, sat_idx,
                                            sat_off)
+        policy.record(t, clock() - t_it)
         bad += int(b)
         history.append(float(change))
         if change < opts["tol"]:
             converged = True
             break
-    # Final beliefs and cavity messages consistent with the returned nu.
-    mu = np.empty_like(nu)
-    bad += int(K.cavities(nu, prod, zeros, beliefs, mu, fld, offsets, edges, flat, mt))
-    if not (np.all(np.isfinite(beliefs)) and np.all(np.isfinite(nu))):
+    t_iter = clock()
+    # The last iteration left the beliefs of the returned nu (flooding: from the
+    # products of the updated messages; sweep: from the products kept up to date).
+    bel = fstate[3] if flooding else beliefs
+    if not (K.all_finite(bel) and K.all_finite(nu)):
         raise FloatingPointError("BP produced non-finite messages; this is a bug, please report")
+    bel = L.variables_out(bel)
+    opts["threads_used"] = {str(t): c for t, c in sorted(policy.used.items())}
     if not converged and warn:
         warnings.warn(
             f"BP did not converge: largest message change {history[-1]:.3g} > tol "
@@ -422,4 +577,7 @@ def run_bp(
             BPConvergenceWarning,
             stacklevel=2,
         )
-    return BPResult(beliefs, nu, mu, np.asarray(history), converged, len(history), bad, opts)
+    timings = {"graph": t_graph - t0, "init": t_init - t_graph, "start": t_start - t_init,
+               "iterations": t_iter - t_start, "final": clock() - t_iter}
+    return BPResult(bel, np.asarray(history), converged, len(history), bad, opts, timings,
+                    _Messages(nu, L, fld, mt))

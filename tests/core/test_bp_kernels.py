@@ -35,8 +35,8 @@ def _messages(graph, rng, hard_fraction):
 def _flood_state(graph, nu, nchunks):
     """Products, beliefs and partial products for the fused flooding kernels."""
     offsets, edges = graph._csr
-    arrays, bad = K.flood_start(nu, graph.field, offsets, edges, graph.clauses.shape[0],
-                                (0,) * graph.m, nchunks)
+    arrays, bad = K.flood_start(nu, graph.field, offsets, edges, graph.clauses.reshape(-1),
+                                graph.clauses.shape[0], (0,) * graph.m, nchunks)
     names = ("prod", "zeros", "zflag", "bel", "part", "part_zeros", "part_flag", "redo")
     return dict(zip(names, arrays), bad0=bad, arrays=arrays)
 

@@ -161,7 +161,12 @@ def _summary(cavity=None, conv_random=(1.0, 0.5, 1.0)):
             "converged_random_frac": c}
            for d, t, r, c in zip((40.0, 52.0, 70.0), (0.05, 0.9, 0.99), (0.03, 0.06, 0.6),
                                  conv_random, strict=True)]
-    return {"points": pts, "config": {"n": 1000, "seeds": 2, "max_iter": 77},
+    # two instances per degree; the second random start is the one that did not converge
+    cells = [{"degree": p["degree"], "rep": rep, "overlap_truth": p["overlap_truth_mean"],
+              "overlap_random": p["overlap_random_mean"], "converged_truth": True,
+              "converged_random": rep == 0 or p["converged_random_frac"] == 1.0}
+             for p in pts for rep in (0, 1)]
+    return {"points": pts, "cells": cells, "config": {"n": 1000, "seeds": 2, "max_iter": 77},
             "predicate": {"name": "nae(k=3,m=3)"}, "d_ks": 64.0, "d_jump_truth": 46.0,
             "d_jump_truth_between": [40.0, 52.0], "d_rise_random": 61.0,
             "d_rise_random_between": [52.0, 70.0],
@@ -178,11 +183,11 @@ def test_fig4_plot_marks_non_converged_points_and_names_the_jump_honestly():
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(fig)
     assert "truth-start curve jumps between d = 40 and 52" in labels
-    assert "hollow: ≥ 1 instance not converged in max_iter = 77 sweeps" in labels
+    assert "hollow: one instance, stopped at its sweep cap unconverged" in labels
     assert not any("spinodal" in t or "d_{sp}" in t for t in labels)
     hollow = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid()}
-    assert list(hollow["not_converged_random"].get_xdata()) == [52.0]
-    assert len(hollow["not_converged_truth"].get_xdata()) == 0
+    assert list(hollow["cells_not_converged_random"].get_xdata()) == [52.0]
+    assert len(hollow["cells_not_converged_truth"].get_xdata()) == 0
     # all converged: no hollow markers, no legend entry for them
     fig = _draw_fig4(_summary(conv_random=(1.0, 1.0, 1.0)))
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
@@ -254,7 +259,8 @@ def test_fig4_text_output_names_the_jump_interval_and_non_convergence(tmp_path, 
             "--backend", "sequential", "--out", str(tmp_path), "--quiet"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "(* some instance not converged in 3 sweeps)" in out
+    assert "(* some instance not converged within its sweep cap)" in out
+    assert "sweep caps: 3 from the truth" in out
     row = next(ln for ln in out.splitlines() if ln.split()[:1] == ["30.00"])
     assert "*" in row  # 3 sweeps: the d = 30 runs cannot converge
     assert "jumps at" not in out and "spinodal" not in out

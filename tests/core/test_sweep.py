@@ -3,8 +3,9 @@
 import json
 
 import numpy as np
+import pytest
 
-from lohard.sweep import _legacy_cell_key, cell_key, run_sweep
+from lohard.sweep import _legacy_cell_key, _worker_threads, cell_key, run_sweep
 
 
 def _draw(cell, seed):
@@ -64,3 +65,35 @@ def test_legacy_files_are_reused_only_at_their_own_index(tmp_path):
     # d = 2 at index 0 now: its legacy file was computed at index 1, so it is not reused.
     moved = _run([{"d": 2.0}], tmp_path)
     assert _xs(moved) == _xs(_run([{"d": 2.0}])) == _xs(recs[:1])
+
+
+def _bp_threads_cell():
+    """A cell reporting its numba threads and the most a BP run would use (by value, for
+    cloudpickle: worker processes cannot import a test module)."""
+
+    def cell(cell, seed):
+        import numba
+
+        from lohard.bp._threads import ThreadPolicy
+
+        return {"numba": numba.get_num_threads(),
+                "bp": ThreadPolicy("auto", 10**7, 16).max_threads}
+
+    return cell
+
+
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_bp_in_sweep_workers_uses_one_thread_each(backend):
+    # one worker per core (n_jobs=-1): joblib caps loky workers through
+    # NUMBA_NUM_THREADS, run_sweep caps threading workers itself
+    recs = run_sweep(_bp_threads_cell(), [{"i": i} for i in range(4)], root_seed=0,
+                     n_jobs=-1, backend=backend, progress=False)
+    assert {r["result"]["numba"] for r in recs} == {1}
+    assert {r["result"]["bp"] for r in recs} == {1}
+
+
+def test_worker_thread_cap_is_cores_over_workers(monkeypatch):
+    import joblib
+
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 16)
+    assert [_worker_threads(j) for j in (1, 2, 3, 16, 64, -1, -2)] == [16, 8, 5, 1, 1, 1, 1]
