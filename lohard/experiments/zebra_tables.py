@@ -200,6 +200,10 @@ def train_one(cfg: Config, kind: str, order: str, sets: dict, work: Path, budget
     return zm
 
 
+#: Part of the evaluation cache key; 2: results carry ``step_accuracy``.
+_EVAL_VERSION = 2
+
+
 def evaluate(cfg: Config, zm, test, work: Path) -> dict:
     """Results of one model on the test set (cached by checkpoint and settings)."""
     import numpy as np
@@ -208,7 +212,7 @@ def evaluate(cfg: Config, zm, test, work: Path) -> dict:
     from lohard.mdm._zebra_decode import evaluate_zebra
 
     blob = json.dumps([zm.summary()["config"], zm.step, test.digest(), cfg.noise_scale,
-                       cfg.temperature, cfg.seed, cfg.noise_mode])
+                       cfg.temperature, cfg.seed, cfg.noise_mode, _EVAL_VERSION])
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     path = work / "eval" / f"{zm.name}_{key}.json"
     if path.exists():
@@ -219,6 +223,12 @@ def evaluate(cfg: Config, zm, test, work: Path) -> dict:
                                temperature=cfg.temperature, seed=cfg.seed,
                                batch_size=cfg.eval_batch, noise_mode=cfg.noise_mode,
                                progress=True)
+    truth = test.solutions.reshape(len(test), -1)
+    for name, d in decs.items():
+        right = np.asarray(d.grids) == truth
+        res[name]["step_accuracy"] = [
+            float(right[d.steps == s].mean()) if (d.steps == s).any() else None
+            for s in range(truth.shape[1])]
     for name, r in res.items():
         print(f"eval {zm.name}: {name:17s} {100 * r['accuracy']:6.2f}% "
               f"({r['solved']}/{r['num']}), order rho vs solver "
@@ -305,6 +315,18 @@ def write_tables(cfg: Config, sets: dict, models: dict, results: dict, device_in
         paper = "—" if r["paper"] is None else f"{r['paper']:.2f} ({r['paper_params']})"
         lines.append(f"| {r['method']} | {params} | {steps} | {_fmt(r['accuracy'])} | {ci} | "
                      f"{_fmt(r['order_spearman'], 3)} | {r['num'] or '—'} | {paper} |")
+    lines += ["", "## Cell accuracy by decoding step", "",
+              "Share of cells right among those decoded at each step (MDM: one cell per "
+              "step; ARM: the cell its triple names), over all test puzzles. An error "
+              "early in a grid makes later cells wrong as well.", "",
+              "| Method | " + " | ".join(str(s + 1) for s in range(cfg.m * cfg.n)) + " |",
+              "|---|" + "---|" * (cfg.m * cfg.n)]
+    for key, label in ROWS:
+        model_name, _, dec = key.partition("/")
+        acc = results.get(model_name, {}).get(dec or "arm", {}).get("step_accuracy")
+        if acc:
+            lines.append(f"| {label} | " + " | ".join(
+                "—" if a is None else f"{100 * a:.0f}" for a in acc) + " |")
     lines += ["", "## Runs", "", "| Model | Config | Params | Steps | Seed | Train time (s) | "
               "Final train loss |", "|---|---|---|---|---|---|---|"]
     for name, zm in models.items():
@@ -339,7 +361,59 @@ def write_tables(cfg: Config, sets: dict, models: dict, results: dict, device_in
               f"set were dropped: {sets['overlap_dropped']}. Full configs, versions and raw "
               "results: the .json next to this file.", ""]
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines))
+    plot_learning(cfg, meta, rows, Path(f"{out}_learning.png"))
     return meta
+
+
+def plot_learning(cfg: Config, meta: dict, rows: list[dict], path: Path) -> Path:
+    """Training loss against step: the MDM (nats per cell, with the permutation-only
+    plateau) and the ARMs (nats per triple token), each labelled with its test accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lohard._util import atomic_write
+
+    acc = {r["key"]: r["accuracy"] for r in rows}
+
+    def pct(key: str) -> str:
+        return "—" if acc.get(key) is None else f"{acc[key]:.1f}%"
+
+    curves = meta["learning_curves"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax = axes[0]
+    if curves.get("mdm"):
+        st = [h["step"] for h in curves["mdm"]]
+        ax.plot(st, [h["train_loss"] for h in curves["mdm"]], color="C0",
+                label=f"MDM; solved: vanilla {pct('mdm/vanilla')}, top prob "
+                      f"{pct('mdm/top-prob-nonoise')}, margin {pct('mdm/margin-nonoise')}")
+    ax.axhline(_permutation_plateau(cfg.m), color="0.4", ls="--",
+               label=f"permutation-only plateau ({_permutation_plateau(cfg.m):.3f})")
+    ax.set_xlabel("optimiser step (batch of 64 puzzles)")
+    ax.set_ylabel("training ELBO (nats per solution cell)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("MDM")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for i, (name, label) in enumerate((("arm-solver", "ARM, solver's order"),
+                                       ("arm-row-major", "ARM, row-major"))):
+        if curves.get(name):
+            ax.plot([h["step"] for h in curves[name]],
+                    [h["train_loss"] for h in curves[name]], color=f"C{i + 1}",
+                    label=f"{label}; solved {pct(name)}")
+    ax.set_xlabel("optimiser step (batch of 64 puzzles)")
+    ax.set_ylabel("training cross-entropy (nats per triple token)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("ARMs (attribute, house, value triples)")
+    ax.legend(fontsize=7)
+    fig.suptitle(f"Zebra {cfg.m} x {cfg.n}, CPU scale (lohard {meta['lohard_version']}, "
+                 f"seed {cfg.seed}): learning curves; solved = whole grid right on "
+                 f"{rows[0]['num'] or 0} test puzzles", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130))
+    plt.close(fig)
+    return path
 
 
 def _permutation_plateau(m: int) -> float:
@@ -408,8 +482,8 @@ def run_zebra_tables(cfg: Config) -> int:
         if zm.step > 0:
             results[name] = evaluate(cfg, zm, sets["test"], work)
     meta = write_tables(cfg, sets, models, results, device_info, time.time() - start)
-    print(f"wrote {cfg.out}.md/.json/.csv ({meta['scale']}) in {time.time() - start:.0f} s",
-          flush=True)
+    print(f"wrote {cfg.out}.md/.json/.csv and {cfg.out}_learning.png ({meta['scale']}) in "
+          f"{time.time() - start:.0f} s", flush=True)
     if not all(zm.finished for zm in models.values()):
         print("some models are unfinished: rerun the same command to continue", flush=True)
         return 3

@@ -128,6 +128,9 @@ def test_tiny_tables_run_writes_md_json_csv(tmp_path, capsys):
     md = stem.with_suffix(".md").read_text()
     assert "3 x 3" in md and "98.50" in md and "95% CI" in md
     assert stem.with_suffix(".csv").read_text().startswith("# lohard zebra tables")
+    png = tmp_path / "zebra_table3_tiny_learning.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(data["learning_curves"]) == {"mdm", "arm-solver", "arm-row-major"}
     # resumable: the second call reuses checkpoints and evaluations
     assert main(args) == 0
     second = capsys.readouterr().out
