@@ -142,17 +142,14 @@ def _sweep_caps(cfg) -> dict:
 
 
 @dataclass
-class Fig4Config:
-    """Configuration of the Figure 4 sweep (defaults: the paper's NAE k=3 m=3, N = 10^4)."""
+class _SweepFields:
+    """Fields shared by :class:`Fig4Config` and :class:`FiniteSizeConfig`: the
+    predicate, BP's settings and how the sweep runs (the subclasses add N, degrees and
+    instances)."""
 
     predicate: str = "nae"  # nae | not-equal | xor
     k: int | None = 3  # arity (None: the predicate's default)
     m: int | None = 3  # colours
-    n: int = 10_000  # variables N
-    degrees: list[float] = field(
-        default_factory=lambda: [float(x) for x in np.linspace(40, 82, 15)]
-    )  # d = (k-1) k P / N
-    seeds: int = 2  # independent instances per degree
     max_iter: int = 120  # BP sweeps from the truth; the fewest a random start gets
     critical_sweeps: float = 20.0  # C of the random-start cap (random_start_sweep_cap)
     max_iter_ceiling: int = 600  # most sweeps a random start gets (reached near d_KS)
@@ -164,6 +161,22 @@ class Fig4Config:
     backend: str = "loky"  # joblib backend (loky, threading, sequential, dask, ray)
     scheduler: str | None = None  # dask/ray scheduler address
     threads_per_worker: int | None = None  # numba threads per cell (None: lohard.sweep's)
+
+    def make_predicate(self):
+        from lohard.predicates import predicate_by_name
+
+        return predicate_by_name(self.predicate, k=self.k, m=self.m)
+
+
+@dataclass
+class Fig4Config(_SweepFields):
+    """Configuration of the Figure 4 sweep (defaults: the paper's NAE k=3 m=3, N = 10^4)."""
+
+    n: int = 10_000  # variables N
+    degrees: list[float] = field(
+        default_factory=lambda: [float(x) for x in np.linspace(40, 82, 15)]
+    )  # d = (k-1) k P / N
+    seeds: int = 2  # independent instances per degree
 
     def __post_init__(self) -> None:
         self.validate()
@@ -177,11 +190,6 @@ class Fig4Config:
         self.n = require_int(self.n, "the number of variables N", minimum=2)
         self.seeds = require_int(self.seeds, "seeds (instances per degree)", minimum=1)
         _check_bp_fields(self)
-
-    def make_predicate(self):
-        from lohard.predicates import predicate_by_name
-
-        return predicate_by_name(self.predicate, k=self.k, m=self.m)
 
     def cells(self) -> list[dict]:
         pred = self.make_predicate()
@@ -545,29 +553,15 @@ def default_finite_size_degrees(pred: Predicate, points: int = 7) -> list[float]
 
 
 @dataclass
-class FiniteSizeConfig:
+class FiniteSizeConfig(_SweepFields):
     """Figure 4 at several N (defaults: NAE k=3 m=3, N = 10^3 ... 10^6, about an hour on
     2 cores; see docs/fig4.md)."""
 
-    predicate: str = "nae"  # nae | not-equal | xor
-    k: int | None = 3  # arity (None: the predicate's default)
-    m: int | None = 3  # colours
     sizes: list[int] = field(
         default_factory=lambda: [1_000, 10_000, 100_000, 1_000_000])  # numbers of variables N
     degrees: list[float] = field(
         default_factory=lambda: list(FINITE_SIZE_DEGREES))  # d = (k-1) k P / N
     seeds: list[int] | None = None  # instances per degree, one per N (None: default_instances)
-    max_iter: int = 120  # BP sweeps from the truth; the fewest a random start gets
-    critical_sweeps: float = 20.0  # C of the random-start cap (random_start_sweep_cap)
-    max_iter_ceiling: int = 600  # most sweeps a random start gets (reached near d_KS)
-    damping: float = 0.3  # BP damping (weight of the old message)
-    noise: float = 0.02  # size of the noise around uniform for the random start
-    tol: float = 1e-6  # BP convergence tolerance
-    root_seed: int = 2025  # root of the SeedSequence tree; fully determines the figure
-    n_jobs: int = -1  # joblib workers (-1: all cores)
-    backend: str = "loky"  # joblib backend (loky, threading, sequential, dask, ray)
-    scheduler: str | None = None  # dask/ray scheduler address
-    threads_per_worker: int | None = None  # numba threads per cell (None: lohard.sweep's)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -586,11 +580,6 @@ class FiniteSizeConfig:
                 raise ValueError(f"give one instance count per N: {len(self.sizes)} sizes "
                                  f"but {len(self.seeds)} instance counts")
         _check_bp_fields(self)
-
-    def make_predicate(self):
-        from lohard.predicates import predicate_by_name
-
-        return predicate_by_name(self.predicate, k=self.k, m=self.m)
 
     def instances(self) -> dict[int, int]:
         """Instances per degree at each N."""
