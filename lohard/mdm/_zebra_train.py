@@ -57,6 +57,7 @@ from lohard.mdm._sudoku_config import (
     _seed_of,
 )
 from lohard.mdm._sudoku_data import arm_sudoku_loss
+from lohard.mdm._sudoku_train import SudokuModel
 from lohard.mdm._train import (
     CKPT_NAME,
     check_finite_parameters,
@@ -259,35 +260,10 @@ def mdm_zebra_loss(model, tokens: torch.Tensor, ids: torch.Tensor, *,
 
 # -- checkpoints ---------------------------------------------------------------------------
 @dataclass
-class ZebraModel:
-    """A trained (or loaded) Zebra model: ``model`` in eval mode and its run record."""
-
-    model: torch.nn.Module
-    config: ZebraTrainConfig
-    step: int
-    history: list = field(default_factory=list)
-    data_hash: str = ""
-    train_seconds: float = 0.0
-    device: str = "cpu"
-    finished: bool = False
-    path: Path | None = None
-
-    @property
-    def kind(self) -> str:
-        return self.config.kind
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def summary(self) -> dict:
-        return {"name": self.name, "config": self.config.to_dict(),
-                "model_shape": _model_shape(self.model), "n_params": _n_params(self.model),
-                "step": self.step, "steps": self.config.steps, "seed": self.config.seed,
-                "finished": self.finished, "train_seconds": self.train_seconds,
-                "device": self.device, "data_hash": self.data_hash,
-                "final_train_loss": next((h["train_loss"] for h in reversed(self.history)
-                                          if "train_loss" in h), None)}
+class ZebraModel(SudokuModel):
+    """A trained (or loaded) Zebra model: ``model`` in eval mode and its run record (the
+    fields and summary of :class:`lohard.mdm._sudoku_train.SudokuModel`; ``config`` is a
+    :class:`ZebraTrainConfig`)."""
 
     def check_size(self, ps: ZebraSet) -> None:
         """Raise ValueError unless the puzzles have the model's size and clue slots."""
@@ -310,8 +286,11 @@ def load_zebra_model(path: str | os.PathLike, *,
     load_finite_weights(model, state["model"], path)
     model.to(select_device(device)).eval()
     return ZebraModel(model, cfg, int(state["step"]), list(state.get("history", [])),
-                      state["data_hash"], float(state["train_seconds"]), state["device"],
-                      int(state["step"]) == cfg.steps, Path(path))
+                      data_hash=state["data_hash"],
+                      train_seconds=float(state["train_seconds"]),
+                      gpu_seconds=float(state.get("gpu_seconds", 0.0)),
+                      device=state["device"], finished=int(state["step"]) == cfg.steps,
+                      path=Path(path))
 
 
 def train_zebra(config: ZebraTrainConfig, puzzles: ZebraSet, out_dir: str | os.PathLike, *,
@@ -352,7 +331,7 @@ def train_zebra(config: ZebraTrainConfig, puzzles: ZebraSet, out_dir: str | os.P
     model = build_zebra_model(cfg).to(device)
     opt, sched = make_optimizer(model, cfg)
     history: list[dict[str, Any]] = []
-    start, seconds, running_state = 0, 0.0, {}
+    start, seconds, gpu_before, running_state = 0, 0.0, 0.0, {}
     if ckpt.exists():
         if not resume:
             raise ValueError(f"{ckpt} exists; pass resume=True to continue it")
@@ -370,6 +349,7 @@ def train_zebra(config: ZebraTrainConfig, puzzles: ZebraSet, out_dir: str | os.P
         sched.load_state_dict(state["scheduler"])
         start, history = int(state["step"]), list(state.get("history", []))
         seconds, running_state = float(state["train_seconds"]), state.get("running_loss") or {}
+        gpu_before = float(state.get("gpu_seconds", 0.0))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", {
         **provenance(cfg.to_dict(), cfg.seed), "model_shape": _model_shape(model),
@@ -378,11 +358,16 @@ def train_zebra(config: ZebraTrainConfig, puzzles: ZebraSet, out_dir: str | os.P
     end = cfg.steps if stop_after is None else min(cfg.steps, int(stop_after))
     t0 = time.perf_counter()
 
+    def gpu_seconds() -> float:
+        """GPU time over all sessions: this call's, on CUDA, plus the checkpoint's."""
+        return gpu_before + (time.perf_counter() - t0 if device.type == "cuda" else 0.0)
+
     def result(step: int) -> ZebraModel:
         model.eval()
-        return ZebraModel(model, cfg, step, history, data_hash,
-                          seconds + time.perf_counter() - t0, str(device), step == cfg.steps,
-                          ckpt)
+        return ZebraModel(model, cfg, step, history, data_hash=data_hash,
+                          train_seconds=seconds + time.perf_counter() - t0,
+                          gpu_seconds=gpu_seconds(), device=str(device),
+                          finished=step == cfg.steps, path=ckpt)
 
     if end <= start or (max_seconds is not None and max_seconds <= 0 and start > 0):
         return result(start)
@@ -401,7 +386,8 @@ def train_zebra(config: ZebraTrainConfig, puzzles: ZebraSet, out_dir: str | os.P
             "scheduler": sched.state_dict(), "step": int(step), "config": cfg.to_dict(),
             "model_shape": _model_shape(model), "seed": cfg.seed, "data_hash": data_hash,
             "history": to_jsonable(history), "running_loss": running.state(),
-            "train_seconds": seconds + time.perf_counter() - t0, "device": str(device),
+            "train_seconds": seconds + time.perf_counter() - t0,
+            "gpu_seconds": gpu_seconds(), "device": str(device),
             "provenance": provenance(cfg.to_dict(), cfg.seed)})
 
     def step_loss(step: int) -> torch.Tensor:

@@ -60,6 +60,10 @@ def test_train_resume_is_exact_and_decodes(tmp_path, sets, kind, order):
     with pytest.raises(ValueError, match="resume"):
         train_zebra(cfg, sets[0], tmp_path / "a", progress=False)
     zm = load_zebra_model(tmp_path / "a")
+    # the run record: CPU time only, train time summed over the resumed sessions
+    s = zm.summary()
+    assert s["gpu_seconds"] == 0.0 and s["finished"] and s["step"] == cfg.steps
+    assert resumed.train_seconds > 0 and load_zebra_model(tmp_path / "b").step == cfg.steps
     res, decs = evaluate_zebra(zm, sets[1])
     names = ["arm"] if kind == "arm" else ["vanilla", "top-prob", "margin",
                                           "top-prob-nonoise", "margin-nonoise"]
