@@ -130,6 +130,11 @@ class Config:
 #: seconds, for tests.
 SCALES = {
     "cpu": {},
+    # gpu: one lent GPU session (simulations/gpu_zebra_tables.sh, under 10 minutes of
+    # wall time): 4 x 4 puzzles and the 6M shapes of the Sudoku runs. Not yet run.
+    "gpu": dict(m=4, n=4, n_train=100_000, n_test=1100, steps=6000, arm_steps=2000,
+                batch_size=256, lr=1e-3, mdm_model="mdm-6m", arm_model="arm-6m",
+                device="cuda", max_minutes=8.0, threads=0, jobs=-1, eval_batch=1100),
     "tiny": dict(m=3, n=3, n_train=60, n_test=20, steps=4, arm_steps=3, batch_size=8,
                  warmup_steps=1,
                  mdm_model="tiny", arm_model="tiny", max_minutes=5.0, eval_reserve_s=0.0,

@@ -73,9 +73,12 @@ def register(subparsers) -> argparse._SubParsersAction:
                     "order, row-major), decode the test set and write "
                     "figures/zebra_table3_<scale>.{md,csv,json}. Resumable: rerun the same "
                     "command to continue after an interruption or the --max-minutes budget.")
-    t.add_argument("--scale", choices=("cpu", "tiny"), default="cpu",
+    t.add_argument("--scale", choices=("cpu", "gpu", "tiny"), default="cpu",
                    help="cpu: 3x3 puzzles, 4-layer 0.27M models, 14000 MDM and 3000 ARM "
-                        "steps (~60 min on one thread); tiny: seconds")
+                        "steps (~60 min on one thread); gpu: 4x4 puzzles, 6M models, one "
+                        "GPU session (~8 min); tiny: seconds")
+    t.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
+                   help="training and decoding device (default: the scale's)")
     t.add_argument("--m", type=SIZE, default=None, help="entities (houses)")
     t.add_argument("--n", type=SIZE, default=None, help="attributes")
     t.add_argument("--n-train", type=T.POSITIVE, default=None, help="training puzzles")
@@ -188,6 +191,7 @@ def _cmd_tables(args) -> int:
 
     cfg = tables_config(args.scale, m=args.m, n=args.n, n_train=args.n_train,
                         n_test=args.n_test, steps=args.steps, arm_steps=args.arm_steps,
+                        device=args.device,
                         batch_size=args.batch_size,
                         max_minutes=args.max_minutes, threads=args.threads, jobs=args.jobs,
                         seed=args.seed, work_dir=args.work_dir, out=args.out)

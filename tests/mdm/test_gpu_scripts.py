@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
     ("gpu_sudoku_tables.sh", {"sudoku_tables.md", "sudoku_tables.json", "sudoku_tables.csv",
                        "sudoku_order.png", "sudoku_order.json", "logs.txt", "results.tar.gz"}),
     ("gpu_decoders.sh", {"results.tar.gz", "logs.txt", "table1_5-9.pt", "sudoku_mdm.pt"}),
+    ("gpu_zebra_tables.sh", {"zebra_table3_gpu.md", "zebra_table3_gpu.csv",
+                             "zebra_table3_gpu.json", "zebra_table3_gpu_learning.png",
+                             "logs.txt", "results.tar.gz"}),
 ])
 def test_gpu_script_smoke(tmp_path, script, files):
     env = dict(os.environ, OUT=str(tmp_path), PYTHONPATH=str(ROOT))
