@@ -116,18 +116,17 @@ class Config:
 
 
 #: Named defaults. "cpu": 3 x 3 puzzles and 4-layer width-64 models ("cpu-4l", 0.27M
-#: MDM), sized for about 55 minutes of training on one thread: 7.7 MDM steps and about
-#: 4.5 ARM steps of 64 puzzles per second (measured), so 14,000 MDM steps and 3000 per
-#: ARM. One thread, because two threads ran at 11-13 steps per second alone but fell to
-#: about 1 step per second whenever any other process (even at nice 19) took a core
-#: (measured on this 2-core machine); one thread keeps its speed beside other work. Learning
-#: checks before the run (5000 training puzzles, 300 test): on 4 x 4 puzzles the 2-layer
-#: "tiny" and the 1M "cpu-1m" shapes sat at the plateau where only the permutation
-#: structure is learned (loss 0.78-0.80, nothing solved) after 600 and 350 steps; on
-#: 3 x 3, "tiny" reached a loss of 0.415 in 8000 steps and solved 4-7%, the 4-layer shape
-#: 0.353 in 4000 steps and solved 8-12%, still falling. Whether 16,000 steps get further
-#: is what the run measures; the learning curves are written with the tables. "tiny":
-#: seconds, for tests.
+#: MDM), sized for about 50 minutes of training on one thread. Measured in the committed
+#: run: 7.2 MDM steps and 6.0-7.1 ARM steps of 64 puzzles per second, 48 minutes for
+#: 14,000 MDM steps and 3000 per ARM. One thread, because two threads ran at 11-13 steps
+#: per second alone but fell to about 1 step per second whenever any other process (even
+#: at nice 19) took a core (measured on this 2-core machine); one thread keeps its speed
+#: beside other work. Learning checks before the run (5000 training puzzles, 300 test):
+#: on 4 x 4 puzzles the 2-layer "tiny" and the 1M "cpu-1m" shapes sat at the plateau
+#: where only the permutation structure is learned (loss 0.78-0.80, nothing solved) after
+#: 600 and 350 steps; on 3 x 3, "tiny" reached a loss of 0.415 in 8000 steps and solved
+#: 4-7%, the 4-layer shape 0.353 in 4000 steps and solved 8-12%. The run reached 0.23 and
+#: solved 23-25% (figures/zebra_table3_cpu.md). "tiny": seconds, for tests.
 SCALES = {
     "cpu": {},
     # gpu: one lent GPU session (simulations/gpu_zebra_tables.sh, under 10 minutes of
@@ -179,8 +178,9 @@ def _key(ps, i: int) -> bytes:
 
 
 #: Seconds per optimiser step relative to the MDM's (ARM: 3N triple tokens and the
-#: two-stream PiLearner; measured 11 MDM and 7 ARM steps per second at 3 x 3).
-_STEP_COST = {"mdm": 1.0, "arm": 1.6}
+#: two-stream PiLearner; measured at 3 x 3 on one thread: 7.2 MDM and 6.0-7.1 ARM steps
+#: per second).
+_STEP_COST = {"mdm": 1.0, "arm": 1.2}
 
 
 def _steps(cfg: Config, kind: str) -> int:
