@@ -318,6 +318,18 @@ def output_stem(config: Fig4Config) -> str:
                  {f: getattr(base, f) for f in RESULT_FIELDS})
 
 
+def _run_cells(config, cache_dir, progress, desc: str):
+    """Compute (or read from ``cache_dir``) every cell of ``config``: the sweep records,
+    their flat rows (:func:`_cell_rows`) and this call's wall seconds."""
+    t0 = time.perf_counter()
+    records = run_sweep(_fig4_cell, config.cells(), root_seed=config.root_seed,
+                        out_dir=cache_dir, n_jobs=config.n_jobs, backend=config.backend,
+                        scheduler=config.scheduler,
+                        threads_per_worker=config.threads_per_worker, progress=progress,
+                        desc=desc)
+    return records, _cell_rows(records), time.perf_counter() - t0
+
+
 def _cell_rows(records: list[dict]) -> list[dict]:
     """One flat row per cell: N, degree, replicate and :data:`CELL_COLUMNS` (no timings, so
     that the outputs do not depend on the machine or the backend)."""
@@ -379,16 +391,9 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
     pred = config.make_predicate()
     out_dir = Path(out_dir)
     stem = output_stem(config)
-    if cache_dir is None:
-        cache_dir = out_dir / ".cache" / stem
-    t0 = time.perf_counter()
-    records = run_sweep(_fig4_cell, config.cells(), root_seed=config.root_seed,
-                        out_dir=cache_dir, n_jobs=config.n_jobs, backend=config.backend,
-                        scheduler=config.scheduler,
-                        threads_per_worker=config.threads_per_worker, progress=progress,
-                        desc="fig4 cells")
-    wall = time.perf_counter() - t0
-    rows = _cell_rows(records)
+    records, rows, wall = _run_cells(config, out_dir / ".cache" / stem
+                                     if cache_dir is None else cache_dir, progress,
+                                     "fig4 cells")
     degrees = np.array(sorted({float(d) for d in config.degrees}))
     points = [{"degree": float(d), **_point([r for r in rows if r["degree"] == d])}
               for d in degrees]
@@ -647,16 +652,9 @@ def run_fig4_finite_size(config: FiniteSizeConfig, *, out_dir: str | Path = "fig
     pred = config.make_predicate()
     out_dir = Path(out_dir)
     stem = finite_size_stem(config)
-    if cache_dir is None:
-        cache_dir = out_dir / ".cache" / stem
-    t0 = time.perf_counter()
-    records = run_sweep(_fig4_cell, config.cells(), root_seed=config.root_seed,
-                        out_dir=cache_dir, n_jobs=config.n_jobs, backend=config.backend,
-                        scheduler=config.scheduler,
-                        threads_per_worker=config.threads_per_worker, progress=progress,
-                        desc="fig4 finite-size cells")
-    wall = time.perf_counter() - t0
-    rows = _cell_rows(records)
+    records, rows, wall = _run_cells(config, out_dir / ".cache" / stem
+                                     if cache_dir is None else cache_dir, progress,
+                                     "fig4 finite-size cells")
     degrees = np.array(sorted({float(d) for d in config.degrees}))
     points, transitions = [], {}
     for n in sorted(config.sizes):
