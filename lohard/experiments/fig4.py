@@ -559,8 +559,8 @@ def default_finite_size_degrees(pred: Predicate, points: int = 7) -> list[float]
 
 @dataclass
 class FiniteSizeConfig(_SweepFields):
-    """Figure 4 at several N (defaults: NAE k=3 m=3, N = 10^3 ... 10^6, about 80-95
-    minutes on 2 cores; see docs/fig4.md)."""
+    """Figure 4 at several N (defaults: NAE k=3 m=3, N = 10^3 ... 10^6, about 1.5
+    hours on 2 cores; see docs/fig4.md)."""
 
     sizes: list[int] = field(
         default_factory=lambda: [1_000, 10_000, 100_000, 1_000_000])  # numbers of variables N

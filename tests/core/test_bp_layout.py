@@ -138,3 +138,54 @@ def test_given_messages_are_read_in_the_users_edge_order(monkeypatch):
     np.testing.assert_allclose(a.nu, b.nu, rtol=0, atol=1e-15)
     # one undamped-by-half step from nu0: the returned messages are still half nu0
     assert np.all(a.nu >= 0.5 * nu0 / nu0.sum(axis=1, keepdims=True) - 1e-15)
+
+
+def _reference_bfs(clauses, n):
+    """Breadth-first numbering in plain Python (the definition in locality_layout's notes)."""
+    clauses = np.asarray(clauses)
+    by_var = [[] for _ in range(n)]
+    for a, row in enumerate(clauses):
+        for v in row:
+            by_var[v].append(a)
+    perm, order, seen_v, seen_c = [], [], set(), set()
+    for start in range(n):
+        if start in seen_v:
+            continue
+        seen_v.add(start)
+        queue = [start]
+        while queue:
+            v = queue.pop(0)
+            perm.append(v)
+            for a in by_var[v]:
+                if a in seen_c:
+                    continue
+                seen_c.add(a)
+                order.append(a)
+                for u in clauses[a]:
+                    if u not in seen_v:
+                        seen_v.add(u)
+                        queue.append(u)
+    return np.array(perm), np.array(order)
+
+
+@pytest.mark.parametrize("graph", list(_graphs()), ids=lambda g: f"n{g.n}k{g.k}m{g.m}")
+def test_prefetching_layout_kernels_match_plain_python(graph):
+    # the kernels prefetch ahead (lohard._prefetch); that must change no entry
+    n, P = graph.n, graph.clauses.shape[0]
+    L = _layout.locality_layout(graph.clauses, graph.clause_table, n, graph.tables.shape[0])
+    perm, order = _reference_bfs(graph.clauses, n)
+    np.testing.assert_array_equal(L.perm, perm)
+    np.testing.assert_array_equal(L.clause_order, order)
+    inv = np.empty(n, dtype=np.int64)
+    inv[perm] = np.arange(n)
+    np.testing.assert_array_equal(L.clauses, inv[graph.clauses[order]])
+    # the CSR of the user graph: edges grouped by variable, stable within one
+    from lohard.csp._kernels import csr_by_variable
+    flat = np.ascontiguousarray(graph.clauses, dtype=np.int64).reshape(-1)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    edges = np.empty(flat.size, dtype=np.int64)
+    csr_by_variable(flat, n, offsets, edges)
+    np.testing.assert_array_equal(edges, np.argsort(flat, kind="stable"))
+    counts = np.bincount(flat, minlength=n)
+    np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(counts)]))
+    assert P == order.size
