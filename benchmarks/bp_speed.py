@@ -37,6 +37,7 @@ from lohard import __version__
 from lohard.bp import FactorGraph, _layout, run_bp
 from lohard.bp import _kernels as K
 from lohard.bp._bp import _initial_messages
+from lohard.bp._order import sweep_order
 from lohard.csp import planted_instance
 from lohard.predicates import Predicate
 
@@ -118,11 +119,15 @@ class Kernels:
         nu = self.state()[0]
         n, m = self.g.n, self.g.m
         prod, zeros, bel = np.empty((n, m)), np.empty((n, m), dtype=np.int64), np.empty((n, m))
-        order = self.rng.permutation(self.g.clauses.shape[0]).astype(np.int64)
-        return timeit(lambda: K.sweep_sequential(nu, prod, zeros, bel, self.fld, L.offsets,
-                                                 L.edges, L.clauses.reshape(-1), order, self.kt,
-                                                 self.mt, 0.3, 1, 0, self.g.tables,
-                                                 L.clause_table, self.si, self.so), reps)
+        order = np.empty(self.g.clauses.shape[0], dtype=np.int64)
+
+        def sweep():  # as run_bp does it: a fresh random clause order, then the sweep
+            sweep_order(self.rng, L.clause_pos, order)
+            K.sweep_sequential(nu, prod, zeros, bel, self.fld, L.offsets, L.edges,
+                               L.clauses.reshape(-1), order, self.kt, self.mt, 0.3, 1, 0,
+                               self.g.tables, L.clause_table, self.si, self.so)
+
+        return timeit(sweep, reps)
 
 
 def kernel_table(kn: Kernels, reps: int) -> tuple[list, float]:

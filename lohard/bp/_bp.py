@@ -15,6 +15,7 @@ import numpy as np
 from lohard._util import RNGLike, as_generator, integer_array, require_int
 from lohard.bp import _kernels as K
 from lohard.bp import _layout as lay
+from lohard.bp._order import sweep_order
 from lohard.bp._threads import ThreadPolicy, check_threads
 from lohard.csp._kernels import csr_by_variable
 from lohard.predicates import KERNEL_GENERIC, KERNEL_XOR, Predicate
@@ -530,6 +531,7 @@ def run_bp(
         prod = np.empty((n, m))
         zeros = np.empty((n, m), dtype=np.int64)
         beliefs = np.empty((n, m))
+        order = np.empty(P, dtype=np.int64)
         policy = ThreadPolicy(1, graph.num_edges, 1)
     t_start = clock()
 
@@ -551,7 +553,8 @@ def run_bp(
                                            kind, parity, tables, ct, sat_idx, sat_off, 1)
         else:
             t = 1
-            order = L.clauses_in(gen.permutation(P).astype(np.int64))
+            # gen.permutation(P) in the user's numbering, mapped to the internal one
+            sweep_order(gen, L.clause_pos, order)
             change, b = K.sweep_sequential(nu, prod, zeros, beliefs, fld, offsets, edges, flat,
                                            order, kt, mt, w, kind, parity, tables, ct, sat_idx,
                                            sat_off)

@@ -131,6 +131,16 @@ def _cell(cfg, pred: Predicate, n: int, degree: float, rep: int) -> dict:
             "noise": cfg.noise, "tol": cfg.tol}
 
 
+def cell_cost(cell: dict) -> float:
+    """A cell's expected run time, in arbitrary units, for handing out the longest first.
+
+    A sweep costs about N * degree (the edges), and a cell runs at most its two sweep
+    caps; the random start's cap, largest at d_KS, is where the run time goes.
+    """
+    return float(cell["n"]) * float(cell["degree"]) * (cell["max_iter"]
+                                                       + cell["max_iter_random"])
+
+
 def _sweep_caps(cfg) -> dict:
     """How the sweep caps were set (recorded in the JSON, named in the legend)."""
     return {"truth": cfg.max_iter,
@@ -326,7 +336,7 @@ def _run_cells(config, cache_dir, progress, desc: str):
                         out_dir=cache_dir, n_jobs=config.n_jobs, backend=config.backend,
                         scheduler=config.scheduler,
                         threads_per_worker=config.threads_per_worker, progress=progress,
-                        desc=desc)
+                        desc=desc, cost=cell_cost)
     return records, _cell_rows(records), time.perf_counter() - t0
 
 

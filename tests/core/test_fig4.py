@@ -211,6 +211,14 @@ def test_default_finite_size_settings():
         F.FiniteSizeConfig(sizes=[1000, 1000])
 
 
+def test_cell_cost_ranks_the_largest_n_at_d_ks_first():
+    cells = F.FiniteSizeConfig().cells()
+    ranked = sorted(cells, key=F.cell_cost, reverse=True)
+    assert (ranked[0]["n"], ranked[0]["degree"]) == (10**6, 64.0)
+    assert [c["n"] for c in ranked[:7]] == [10**6] * 7
+    assert F.cell_cost(cells[-1]) < F.cell_cost(cells[0]) / 100
+
+
 def test_finite_size_cli_writes_the_figure_with_its_provenance_and_resumes(tmp_path, capsys):
     args = ["fig4", "--n", "300,600", "--degrees", "45,64,80", "--seeds", "2,1", "--out",
             str(tmp_path), *TINY]

@@ -97,3 +97,31 @@ def test_worker_thread_cap_is_cores_over_workers(monkeypatch):
 
     monkeypatch.setattr(joblib, "cpu_count", lambda: 16)
     assert [_worker_threads(j) for j in (1, 2, 3, 16, 64, -1, -2)] == [16, 8, 5, 1, 1, 1, 1]
+
+
+_CALLS: list = []
+
+
+def _draw_logged(cell, seed):
+    _CALLS.append(cell["d"])
+    return _draw(cell, seed)
+
+
+def test_cost_hands_out_expensive_cells_first_and_changes_no_result():
+    cells = [{"d": 1.0}, {"d": 5.0}, {"d": 3.0}, {"d": 5.0}]
+    _CALLS.clear()
+    plain = run_sweep(_draw_logged, cells, root_seed=7, backend="sequential", progress=False)
+    assert _CALLS == [1.0, 5.0, 3.0, 5.0]
+    _CALLS.clear()
+    lpt = run_sweep(_draw_logged, cells, root_seed=7, backend="sequential", progress=False,
+                    cost=lambda c: c["d"])
+    assert _CALLS == [5.0, 5.0, 3.0, 1.0]  # ties (the two d = 5) in cell order
+    assert [r["index"] for r in lpt] == [0, 1, 2, 3]
+    assert _xs(lpt) == _xs(plain)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_cost_must_be_finite_and_nonnegative(bad):
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        run_sweep(_draw, [{"d": 1.0}], root_seed=7, backend="sequential", progress=False,
+                  cost=lambda c: bad)
