@@ -133,7 +133,7 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
     degrees = _fig4_degrees(args, pred, sizes, finite_size=False)
     cfg = Fig4Config(predicate=args.predicate, k=args.k, m=args.m, n=sizes[0], degrees=degrees,
                      seeds=2 if args.seeds is None else args.seeds, max_iter=args.max_iter,
-                     critical_sweeps=args.critical_sweeps,
+                     critical_sweeps=args.critical_sweeps, **_truth_caps(args),
                      max_iter_ceiling=args.max_iter_ceiling, damping=args.damping,
                      root_seed=args.seed, n_jobs=args.jobs, backend=args.backend,
                      scheduler=args.scheduler, threads_per_worker=args.threads_per_worker)
@@ -151,7 +151,8 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
           f"{between('d_jump_truth_between', 'ground-truth curve')}; "
           f"{between('d_rise_random_between', 'random-start curve')}")
     _print_cavity(summary)
-    print(f"sweep caps: {cfg.max_iter} from the truth; from a random start "
+    print(f"sweep caps: from the truth {summary['sweep_caps']['truth']} (C_truth = "
+          f"{cfg.truth_critical_sweeps:g}); from a random start "
           f"{summary['sweep_caps']['random']} (C = {cfg.critical_sweeps:g})")
     print(f"{'d':>8} {'truth':>8} {'random':>8}   (* some instance not converged within "
           "its sweep cap)")
@@ -163,6 +164,12 @@ def _cmd_fig4(args: argparse.Namespace) -> int:
     for kind, path in summary["files"].items():
         print(f"wrote {kind}: {path}")
     return 0
+
+
+def _truth_caps(args: argparse.Namespace) -> dict:
+    """--truth-critical-sweeps if given (else each figure's own default)."""
+    t = args.truth_critical_sweeps
+    return {} if t is None else {"truth_critical_sweeps": t}
 
 
 def _print_cavity(summary: dict) -> None:
@@ -183,7 +190,7 @@ def _cmd_fig4_finite_size(args: argparse.Namespace, pred, sizes: list[int]) -> i
     degrees = _fig4_degrees(args, pred, sizes, finite_size=True)
     cfg = FiniteSizeConfig(predicate=args.predicate, k=args.k, m=args.m, sizes=sizes,
                            degrees=degrees, seeds=seeds, max_iter=args.max_iter,
-                           critical_sweeps=args.critical_sweeps,
+                           critical_sweeps=args.critical_sweeps, **_truth_caps(args),
                            max_iter_ceiling=args.max_iter_ceiling, damping=args.damping,
                            root_seed=args.seed, n_jobs=args.jobs, backend=args.backend,
                            scheduler=args.scheduler,
@@ -411,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "at 0; the ground-truth curve shows where a good solution exists. BP "
                     "from a random start slows down near d_KS, so it gets more sweeps "
                     "there: ceil(C (ln N / ln 10^4) / |ln(d / d_KS)|), between --max-iter "
-                    "and --max-iter-ceiling; every instance that stops at its cap without "
+                    "and --max-iter-ceiling; BP from the truth slows down near the spinodal "
+                    "d_sp, so it gets ceil(C_truth / |ln(d / d_sp)|) there, between the "
+                    "same bounds. Every instance that stops at its cap without "
                     "converging is drawn hollow. The d_KS line is analytic; d_sp and d_cond "
                     "come from lohard's shipped thresholds table (the same on every "
                     "machine; none for a predicate it does not hold). Writes "
@@ -420,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "N, degrees, seeds or BP setting adds a hash of them to the name, so a "
                     "variant never overwrites the default figure. With several sizes "
                     "(--n 1000,10000,100000,1000000) it draws both curves for every N in "
-                    "one figure, <out>/fig4_finite_size.{png,csv,json} (about 1.5 hours on 2 "
+                    "one figure, <out>/fig4_finite_size.{png,csv,json} (about 45 minutes on 2 "
                     "cores for that list). Resumable.")
     _predicate_args(p)
     p.add_argument("-n", "--n", type=_one_or_list(T.integer(10)), default=10_000,
@@ -440,13 +449,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "all or one per N (default 16, 8, 2, 1 for N up to 10^3, 10^4, "
                         "10^5, above)")
     p.add_argument("--max-iter", type=T.POSITIVE, default=120,
-                   help="BP sweeps from the ground truth, and the fewest from a random start "
+                   help="fewest BP sweeps from the ground truth and from a random start "
                         "(default 120)")
+    p.add_argument("--truth-critical-sweeps", type=T.NONNEG_REAL, default=None,
+                   help="C_truth in the ground-truth sweep cap C_truth / |ln(d / d_sp)|, with "
+                        "d_sp from lohard's cavity table (default 10; 0 with several N, to "
+                        "fit the hour: --max-iter sweeps everywhere)")
     p.add_argument("--critical-sweeps", type=T.NONNEG_REAL, default=20.0,
                    help="C in the random-start sweep cap C (ln N / ln 10^4) / |ln(d / d_KS)| "
                         "(default 20; 0: --max-iter sweeps everywhere)")
     p.add_argument("--max-iter-ceiling", type=T.POSITIVE, default=600,
-                   help="most sweeps from a random start, reached near d_KS (default 600)")
+                   help="most sweeps of either start, reached near d_KS (random start) and "
+                        "d_sp (truth start) (default 600)")
     p.add_argument("--damping", type=T.real(0, 1, high_open=True), default=0.3,
                    help="BP damping in [0, 1): new message = (1 - damping) update + damping "
                         "old (default 0.3)")

@@ -2,8 +2,9 @@
 random start against degree, one colour per N, in figures/fig4_finite_size.{png,csv,json}.
 
 Thin wrapper over ``lohard fig4 --n 1000,10000,100000,1000000`` (same options; a later
-``--n`` replaces the sizes). About 1.5 hours on 2 cores (76 minutes for 187 of its
-189 cells, 2026-12-05; docs/fig4.md); resumable: rerun the same command to continue.
+``--n`` replaces the sizes). About 45 minutes on 2 cores (44 minutes for all 189 cells
+from an empty cache, 2026-12-05; docs/fig4.md); resumable: rerun the same command to
+continue.
 In the background, e.g.
 
     nohup nice -n 19 python simulations/fig4_finite_size.py > runs/fig4_finite_size.log 2>&1 &

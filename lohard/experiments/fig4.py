@@ -89,16 +89,64 @@ def random_start_sweep_cap(degree: float, d_ks: float, n: int, *, floor: int, ce
     return int(min(max(math.ceil(want), floor), ceiling))
 
 
+def truth_start_sweep_cap(degree: float, d_sp: float, *, floor: int, ceiling: int,
+                          critical_sweeps: float) -> int:
+    r"""Sweeps allowed to BP from the ground truth at degree d.
+
+    .. math::
+        T(d) = \min\Big(\max\Big(\Big\lceil \frac{C_{truth}}{|\ln(d / d_{sp})|}
+               \Big\rceil,\ T_{floor}\Big),\ T_{ceil}\Big)
+
+    with :math:`T_{ceil}` raised to :math:`T_{floor}` if below it. Why: at the spinodal
+    d_sp the informative fixed point that BP starts next to appears by a saddle-node
+    bifurcation. Just above d_sp BP reaches it slowly; just below, BP drifts through the
+    bifurcation's ghost before it falls to the uninformative point, in a time that grows
+    as d approaches d_sp (no dependence on N to first order, unlike the random start).
+    Measured on NAE(3,3), N = 10^4 (the two instances of ``lohard fig4`` at d = 49 =
+    0.977 d_sp): 188 and 134 sweeps, i.e. C = 4.4 and 3.1; the default C_truth = 10
+    leaves twice that.
+
+    Parameters
+    ----------
+    degree, d_sp : float
+        The degree d = (k-1) k P / N and the spinodal degree (lohard's shipped cavity
+        table). Without a finite positive d_sp the cap is ``floor``; at d = d_sp it is
+        ``ceiling``.
+    floor, ceiling : int
+        Fewest and most sweeps.
+    critical_sweeps : float
+        C_truth, >= 0; 0 gives every truth start ``floor`` sweeps.
+    """
+    floor = require_int(floor, "floor (fewest truth-start sweeps)", minimum=1)
+    ceiling = max(require_int(ceiling, "ceiling (most truth-start sweeps)", minimum=1), floor)
+    if not (math.isfinite(critical_sweeps) and critical_sweeps >= 0):
+        raise ValueError(f"truth_critical_sweeps must be finite and >= 0, got "
+                         f"{critical_sweeps}")
+    if not (math.isfinite(d_sp) and d_sp > 0) or critical_sweeps == 0 or degree <= 0:
+        return floor
+    dist = abs(math.log(degree / d_sp))
+    if dist == 0.0:
+        return ceiling
+    return int(min(max(math.ceil(critical_sweeps / dist), floor), ceiling))
+
+
+def _d_sp(pred: Predicate) -> float:
+    """The spinodal degree of lohard's shipped cavity table, NaN if it has none."""
+    cav = shipped_cavity_thresholds(pred)
+    return cav["d_sp"] if cav["available"] else float("nan")
+
+
 def _check_bp_fields(cfg) -> None:
     """Validate the BP and sweep-cap fields shared by both configurations."""
     cfg.max_iter = require_int(cfg.max_iter, "max_iter (BP sweeps from the ground truth)",
                                minimum=1)
     cfg.max_iter_ceiling = require_int(cfg.max_iter_ceiling,
-                                       "max_iter_ceiling (most random-start sweeps)", minimum=1)
-    cs = float(cfg.critical_sweeps)
-    if not (math.isfinite(cs) and cs >= 0):
-        raise ValueError(f"critical_sweeps must be finite and >= 0, got {cfg.critical_sweeps}")
-    cfg.critical_sweeps = cs
+                                       "max_iter_ceiling (most sweeps of either start)", minimum=1)
+    for name in ("critical_sweeps", "truth_critical_sweeps"):
+        cs = float(getattr(cfg, name))
+        if not (math.isfinite(cs) and cs >= 0):
+            raise ValueError(f"{name} must be finite and >= 0, got {getattr(cfg, name)}")
+        setattr(cfg, name, cs)
     cfg.degrees = [float(d) for d in cfg.degrees]
     if not cfg.degrees:
         raise ValueError("the degree list must hold at least one degree d = (k-1) k P / N")
@@ -125,9 +173,12 @@ def _cell(cfg, pred: Predicate, n: int, degree: float, rep: int) -> dict:
     cap = random_start_sweep_cap(degree, _d_ks(pred), n, floor=cfg.max_iter,
                                  ceiling=cfg.max_iter_ceiling,
                                  critical_sweeps=cfg.critical_sweeps)
+    cap_truth = truth_start_sweep_cap(degree, _d_sp(pred), floor=cfg.max_iter,
+                                      ceiling=cfg.max_iter_ceiling,
+                                      critical_sweeps=cfg.truth_critical_sweeps)
     return {"version": CELL_VERSION, "predicate": pred.to_dict(), "name": cfg.predicate,
             "k": cfg.k, "m": cfg.m, "n": n, "degree": float(degree), "rep": rep,
-            "max_iter": cfg.max_iter, "max_iter_random": cap, "damping": cfg.damping,
+            "max_iter": cap_truth, "max_iter_random": cap, "damping": cfg.damping,
             "noise": cfg.noise, "tol": cfg.tol}
 
 
@@ -143,7 +194,13 @@ def cell_cost(cell: dict) -> float:
 
 def _sweep_caps(cfg) -> dict:
     """How the sweep caps were set (recorded in the JSON, named in the legend)."""
-    return {"truth": cfg.max_iter,
+    d_sp = _d_sp(cfg.make_predicate())
+    ceiling = max(cfg.max_iter_ceiling, cfg.max_iter)
+    truth_rule = cfg.truth_critical_sweeps > 0 and math.isfinite(d_sp) and ceiling > cfg.max_iter
+    return {"truth": (f"ceil(C_truth / |ln(d / d_sp)|), d_sp = {d_sp:.4g} (lohard's cavity "
+                      f"table), at least {cfg.max_iter} and at most {ceiling}")
+                     if truth_rule else cfg.max_iter,
+            "truth_critical_sweeps": cfg.truth_critical_sweeps if truth_rule else 0.0,
             "random": f"ceil(C (ln N / ln {REFERENCE_N}) / |ln(d / d_KS)|), at least "
                       f"{cfg.max_iter} and at most {max(cfg.max_iter_ceiling, cfg.max_iter)}",
             "critical_sweeps": cfg.critical_sweeps, "floor": cfg.max_iter,
@@ -160,9 +217,10 @@ class _SweepFields:
     predicate: str = "nae"  # nae | not-equal | xor
     k: int | None = 3  # arity (None: the predicate's default)
     m: int | None = 3  # colours
-    max_iter: int = 120  # BP sweeps from the truth; the fewest a random start gets
+    max_iter: int = 120  # fewest BP sweeps from the truth and from a random start
     critical_sweeps: float = 20.0  # C of the random-start cap (random_start_sweep_cap)
-    max_iter_ceiling: int = 600  # most sweeps a random start gets (reached near d_KS)
+    truth_critical_sweeps: float = 10.0  # C_truth of the truth-start cap (0: max_iter)
+    max_iter_ceiling: int = 600  # most sweeps of either start (near d_KS, d_sp)
     damping: float = 0.3  # BP damping (weight of the old message)
     noise: float = 0.02  # size of the noise around uniform for the random start
     tol: float = 1e-6  # BP convergence tolerance
@@ -284,7 +342,8 @@ def shipped_cavity_thresholds(pred: Predicate) -> dict:
 
 
 #: Fields of :class:`Fig4Config` that change the figure's numbers (not how they are run).
-RESULT_FIELDS = ("n", "degrees", "seeds", "max_iter", "critical_sweeps", "max_iter_ceiling",
+RESULT_FIELDS = ("n", "degrees", "seeds", "max_iter", "critical_sweeps",
+                 "truth_critical_sweeps", "max_iter_ceiling",
                  "damping", "noise", "tol", "root_seed")
 
 
@@ -376,9 +435,9 @@ def run_fig4(config: Fig4Config, *, out_dir: str | Path = "figures",
 
     Every (degree, replicate) cell is an independent sweep cell with its own
     seed from ``SeedSequence(root_seed).spawn``; finished cells are cached under
-    ``cache_dir`` so an interrupted run resumes. BP from the truth gets ``max_iter``
-    sweeps, BP from a random start :func:`random_start_sweep_cap` sweeps (more near
-    d_KS, where it slows down).
+    ``cache_dir`` so an interrupted run resumes. BP from the truth gets
+    :func:`truth_start_sweep_cap` sweeps (more near d_sp), BP from a random start
+    :func:`random_start_sweep_cap` sweeps (more near d_KS); each slows down there.
 
     With ``cavity_lines`` the figure also shows d_sp and d_cond when lohard's shipped
     thresholds table holds the predicate (:func:`shipped_cavity_thresholds`; nothing is
@@ -456,9 +515,12 @@ def _cap_text(summary: dict) -> str:
     caps = summary.get("sweep_caps") or {}
     if not caps:
         return f"max_iter = {summary['config']['max_iter']} sweeps"
+    truth = (f"truth {caps['floor']}-{caps['ceiling']}, "
+             "$\\propto 1/|\\ln(d/d_{sp})|$" if caps.get("truth_critical_sweeps")
+             else f"truth {caps['truth']}")
     if caps["critical_sweeps"] == 0 or caps["floor"] == caps["ceiling"]:
-        return f"truth {caps['truth']}; random {caps['floor']} sweeps"
-    return (f"truth {caps['truth']}; random {caps['floor']}-{caps['ceiling']} sweeps, "
+        return f"{truth}; random {caps['floor']} sweeps"
+    return (f"{truth}; random {caps['floor']}-{caps['ceiling']} sweeps, "
             "$\\propto \\ln N\\,/\\,|\\ln(d/d_{KS})|$")
 
 
@@ -569,14 +631,17 @@ def default_finite_size_degrees(pred: Predicate, points: int = 7) -> list[float]
 
 @dataclass
 class FiniteSizeConfig(_SweepFields):
-    """Figure 4 at several N (defaults: NAE k=3 m=3, N = 10^3 ... 10^6, about 1.5
-    hours on 2 cores; see docs/fig4.md)."""
+    """Figure 4 at several N (defaults: NAE k=3 m=3, N = 10^3 ... 10^6, about 45
+    minutes on 2 cores; see docs/fig4.md)."""
 
     sizes: list[int] = field(
         default_factory=lambda: [1_000, 10_000, 100_000, 1_000_000])  # numbers of variables N
     degrees: list[float] = field(
         default_factory=lambda: list(FINITE_SIZE_DEGREES))  # d = (k-1) k P / N
     seeds: list[int] | None = None  # instances per degree, one per N (None: default_instances)
+    # The truth start keeps max_iter sweeps: at N = 10^6 a sweep costs about 3 s, and the
+    # two degrees next to d_sp would take most of the hour the figure is meant to fit in.
+    truth_critical_sweeps: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -621,6 +686,7 @@ class FiniteSizeConfig(_SweepFields):
 
 #: Fields of :class:`FiniteSizeConfig` that change the numbers (``seeds`` as resolved).
 FINITE_SIZE_RESULT_FIELDS = ("sizes", "degrees", "seeds", "max_iter", "critical_sweeps",
+                             "truth_critical_sweeps",
                              "max_iter_ceiling", "damping", "noise", "tol", "root_seed")
 
 

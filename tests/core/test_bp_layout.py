@@ -179,6 +179,8 @@ def test_prefetching_layout_kernels_match_plain_python(graph):
     inv = np.empty(n, dtype=np.int64)
     inv[perm] = np.arange(n)
     np.testing.assert_array_equal(L.clauses, inv[graph.clauses[order]])
+    np.testing.assert_array_equal(L.inv, inv)
+    np.testing.assert_array_equal(L.clause_pos[order], np.arange(P))
     # the CSR of the user graph: edges grouped by variable, stable within one
     from lohard.csp._kernels import csr_by_variable
     flat = np.ascontiguousarray(graph.clauses, dtype=np.int64).reshape(-1)

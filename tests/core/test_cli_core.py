@@ -256,11 +256,12 @@ def test_fig4_text_output_names_the_jump_interval_and_non_convergence(tmp_path, 
                                                                       monkeypatch):
     monkeypatch.setenv("LOHARD_CACHE", str(tmp_path / "cache"))
     args = ["fig4", "--n", "400", "--degrees", "30,90", "--seeds", "1", "--max-iter", "3",
-            "--backend", "sequential", "--out", str(tmp_path), "--quiet"]
+            "--truth-critical-sweeps", "0", "--backend", "sequential", "--out", str(tmp_path),
+            "--quiet"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "(* some instance not converged within its sweep cap)" in out
-    assert "sweep caps: 3 from the truth" in out
+    assert "sweep caps: from the truth 3 (C_truth = 0)" in out
     row = next(ln for ln in out.splitlines() if ln.split()[:1] == ["30.00"])
     assert "*" in row  # 3 sweeps: the d = 30 runs cannot converge
     assert "jumps at" not in out and "spinodal" not in out

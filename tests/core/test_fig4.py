@@ -48,10 +48,36 @@ def test_cap_grows_like_ln_n_and_degenerates_to_the_floor():
         F.Fig4Config(critical_sweeps=float("nan"))
 
 
-def test_cells_carry_the_caps_truth_fixed_random_by_degree():
-    cfg = F.Fig4Config(degrees=[40.0, 64.0, 70.0], seeds=1)
+def test_cells_carry_the_caps_truth_by_distance_to_d_sp_random_to_d_ks():
+    cfg = F.Fig4Config(degrees=[40.0, 49.0, 64.0, 70.0], seeds=1)
     got = {c["degree"]: (c["max_iter"], c["max_iter_random"]) for c in cfg.cells()}
-    assert got == {40.0: (120, 120), 64.0: (120, 600), 70.0: (120, 224)}
+    d_sp = F.shipped_cavity_thresholds(F.Predicate.nae(3, 3))["d_sp"]
+    assert got == {40.0: (120, 120), 49.0: (math.ceil(10 / math.log(d_sp / 49)), 120),
+                   64.0: (120, 600), 70.0: (120, 224)}
+    assert got[49.0][0] == 430
+    # the finite-size figure keeps max_iter from the truth (its hour at N = 10^6)
+    fs = F.FiniteSizeConfig(sizes=[1000, 10**6], degrees=[49.0, 51.0])
+    assert {c["max_iter"] for c in fs.cells()} == {120}
+
+
+def test_truth_cap_follows_the_distance_to_the_spinodal():
+    def tcap(d, d_sp=50.0, c=10.0, floor=120, ceiling=600):
+        return F.truth_start_sweep_cap(d, d_sp, floor=floor, ceiling=ceiling,
+                                       critical_sweeps=c)
+
+    assert tcap(49.0) == math.ceil(10 / math.log(50 / 49)) == 495
+    assert tcap(52.0) == math.ceil(10 / math.log(52 / 50)) == 255
+    assert tcap(50.0) == 600  # at d_sp: the ceiling
+    assert tcap(40.0) == 120  # 10 / ln(1.25) = 45: floored
+    assert tcap(49.5) == 600  # 995: the ceiling
+    assert tcap(49.0, c=0.0) == 120
+    assert tcap(49.0, d_sp=float("nan")) == 120  # no shipped spinodal
+    assert tcap(0.0) == 120
+    assert tcap(49.0, floor=700) == 700
+    with pytest.raises(ValueError, match="truth_critical_sweeps must be finite and >= 0"):
+        tcap(49.0, c=-1.0)
+    with pytest.raises(ValueError, match="truth_critical_sweeps"):
+        F.Fig4Config(truth_critical_sweeps=float("inf"))
 
 
 # -- convergence per cell ----------------------------------------------------------------
@@ -102,7 +128,8 @@ def test_changing_the_cell_computation_changes_the_cache_key(tmp_path, monkeypat
 def test_new_cap_settings_give_new_file_names():
     base = F.Fig4Config(degrees=F.default_degrees(F.Predicate.nae(3, 3)))
     assert F.output_stem(base) == "fig4_overlap"
-    for over in ({"critical_sweeps": 10.0}, {"max_iter_ceiling": 400}):
+    for over in ({"critical_sweeps": 10.0}, {"max_iter_ceiling": 400},
+                 {"truth_critical_sweeps": 0.0}):
         stem = F.output_stem(F.Fig4Config(**{**base.__dict__, **over}))
         assert stem.startswith("fig4_overlap_") and stem != "fig4_overlap"
 
@@ -155,7 +182,8 @@ def test_fig4_draws_every_instance_hollow_where_it_hit_its_cap():
             assert ln.get_markerfacecolor() == ("white" if "not" in gid else ln.get_color())
     hollow = [t for t in labels if t.startswith("hollow")]
     assert hollow == ["hollow: one instance, stopped at its sweep cap unconverged"]
-    assert "sweep caps: truth 77; random 77-600" in title
+    assert ("sweep caps: truth 77-600, $\\propto 1/|\\ln(d/d_{sp})|$; random 77-600"
+            in title)
     # every instance converged: no hollow markers, no legend entry for them
     for c in cells:
         c["converged_truth"] = c["converged_random"] = True
@@ -168,11 +196,12 @@ def test_fig4_draws_every_instance_hollow_where_it_hit_its_cap():
 
 def test_fig4_files_carry_every_cell_with_its_convergence(tmp_path, capsys):
     args = ["fig4", "--n", "300", "--degrees", "30,64", "--seeds", "2", "--max-iter", "4",
-            "--out", str(tmp_path), *TINY, "--json"]
+            "--truth-critical-sweeps", "0", "--out", str(tmp_path), *TINY, "--json"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     saved = json.loads(Path(summary["files"]["json"]).read_text())
     assert saved["sweep_caps"]["floor"] == 4 and saved["config"]["critical_sweeps"] == 20.0
+    assert saved["sweep_caps"]["truth"] == 4 and saved["config"]["truth_critical_sweeps"] == 0
     rows = saved["cells"]
     assert len(rows) == 4
     for r in rows:
