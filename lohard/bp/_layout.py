@@ -71,10 +71,6 @@ class Layout(NamedTuple):
         gather_clause_rows(x, self.clause_order, self.clauses.shape[1], out)
         return out
 
-    def clauses_in(self, a: np.ndarray) -> np.ndarray:
-        """Internal indices of user clauses ``a``."""
-        return a if self.identity else self.clause_pos[a]
-
     # -- internal -> user -------------------------------------------------------------
     def variables_out(self, x: np.ndarray) -> np.ndarray:
         """Rows of a per-variable array (n, ...) in user order."""

@@ -59,7 +59,6 @@ def test_layout_is_a_permutation_and_maps_round_trip_exactly(graph):
     a = rng.integers(0, P, size=10)
     s = rng.integers(0, k, size=10)
     np.testing.assert_array_equal(yi[L.clause_pos[a] * k + s], y[a * k + s])
-    np.testing.assert_array_equal(L.clauses_in(a), L.clause_pos[a])
 
 
 def test_breadth_first_order_gives_a_scrambled_path_bandwidth_two():
