@@ -75,17 +75,24 @@ def random_start_sweep_cap(degree: float, d_ks: float, n: int, *, floor: int, ce
     critical_sweeps : float
         C, >= 0; 0 gives every random start ``floor`` sweeps (the old fixed cap).
     """
-    floor = require_int(floor, "floor (fewest random-start sweeps)", minimum=1)
-    ceiling = max(require_int(ceiling, "ceiling (most random-start sweeps)", minimum=1), floor)
     n = require_int(n, "the number of variables N", minimum=2)
+    return _critical_sweep_cap(degree, d_ks, math.log(n) / math.log(REFERENCE_N), floor,
+                               ceiling, critical_sweeps, "random-start", "critical_sweeps")
+
+
+def _critical_sweep_cap(degree: float, d_c: float, scale: float, floor: int, ceiling: int,
+                        critical_sweeps: float, start: str, c_name: str) -> int:
+    """ceil(C scale / |ln(d / d_c)|) between floor and ceiling (the rule of both caps)."""
+    floor = require_int(floor, f"floor (fewest {start} sweeps)", minimum=1)
+    ceiling = max(require_int(ceiling, f"ceiling (most {start} sweeps)", minimum=1), floor)
     if not (math.isfinite(critical_sweeps) and critical_sweeps >= 0):
-        raise ValueError(f"critical_sweeps must be finite and >= 0, got {critical_sweeps}")
-    if not (math.isfinite(d_ks) and d_ks > 0) or critical_sweeps == 0 or degree <= 0:
+        raise ValueError(f"{c_name} must be finite and >= 0, got {critical_sweeps}")
+    if not (math.isfinite(d_c) and d_c > 0) or critical_sweeps == 0 or degree <= 0:
         return floor
-    dist = abs(math.log(degree / d_ks))
+    dist = abs(math.log(degree / d_c))
     if dist == 0.0:
         return ceiling
-    want = critical_sweeps * (math.log(n) / math.log(REFERENCE_N)) / dist
+    want = critical_sweeps * scale / dist
     return int(min(max(math.ceil(want), floor), ceiling))
 
 
@@ -117,17 +124,8 @@ def truth_start_sweep_cap(degree: float, d_sp: float, *, floor: int, ceiling: in
     critical_sweeps : float
         C_truth, >= 0; 0 gives every truth start ``floor`` sweeps.
     """
-    floor = require_int(floor, "floor (fewest truth-start sweeps)", minimum=1)
-    ceiling = max(require_int(ceiling, "ceiling (most truth-start sweeps)", minimum=1), floor)
-    if not (math.isfinite(critical_sweeps) and critical_sweeps >= 0):
-        raise ValueError(f"truth_critical_sweeps must be finite and >= 0, got "
-                         f"{critical_sweeps}")
-    if not (math.isfinite(d_sp) and d_sp > 0) or critical_sweeps == 0 or degree <= 0:
-        return floor
-    dist = abs(math.log(degree / d_sp))
-    if dist == 0.0:
-        return ceiling
-    return int(min(max(math.ceil(critical_sweeps / dist), floor), ceiling))
+    return _critical_sweep_cap(degree, d_sp, 1.0, floor, ceiling, critical_sweeps,
+                               "truth-start", "truth_critical_sweeps")
 
 
 def _d_sp(pred: Predicate) -> float:
