@@ -183,13 +183,54 @@ def per_edge(kn: Kernels, reps: int) -> dict:
             "flood_ns_per_edge": t_flood / E * 1e9, "sweep_ns_per_edge": t_sweep / E * 1e9}
 
 
-def fixed_cost(inst, schedule: str, iters: int, reps: int, seed: int) -> dict:
+_PARTS = ("graph", "init", "start", "final")
+
+
+def page_cost(mb: int = 256, settle: float = 3.0) -> dict:
+    """This machine's cost of touching memory, in ms per MB written: fresh and just freed.
+
+    A virtual machine with free page reporting (virtio-balloon; this one) hands
+    memory a process frees back to the host within about two seconds, and the
+    next touch of each page then costs a host page fault. So a first fill of
+    ``mb`` MB right after freeing the same amount is the cost on reused memory,
+    and one made ``settle`` seconds later the cost on memory the host took back.
+    """
+    size = mb * (1 << 20) // 8
+
+    def fill():
+        t = time.perf_counter()
+        a = np.empty(size)
+        a.fill(1.0)
+        return time.perf_counter() - t, a
+
+    _, a = fill()
+    del a
+    warm, a = fill()
+    t = time.perf_counter()
+    a.fill(2.0)
+    again = time.perf_counter() - t  # the same pages, already mapped
+    del a
+    time.sleep(settle)
+    cold, a = fill()
+    del a
+    return {"mb": mb, "settle_s": settle, "reused_ms_per_mb": warm * 1e3 / mb,
+            "returned_ms_per_mb": cold * 1e3 / mb, "mapped_ms_per_mb": again * 1e3 / mb}
+
+
+def fixed_cost(inst, schedule: str, iters: int, reps: int, seed: int,
+               settle: float = 3.0) -> dict:
     """run_bp's own timings (one thread): the work outside the iterations, per iteration.
 
-    Medians over ``reps`` calls after a warm-up call. Each call builds the factor
-    graph from the instance; its locality layout is built once per instance
-    (the first call), so ``layout`` times that build on its own. ``mu`` is the
-    first access of ``BPResult.mu``.
+    Medians over ``reps`` calls after a warm-up call, in two conditions:
+    ``reused``, where each call starts as soon as the previous call's result is
+    released (a loop over starts, seeds or instances, a sweep worker), and
+    ``returned``, where it starts ``settle`` seconds later, when a virtual
+    machine with free page reporting has taken that memory back (see
+    :func:`page_cost`; the fixed work writes about 1.1 GB of fresh arrays at
+    N = 10^6). Each call builds the factor graph from the instance; its
+    locality layout is built once per instance (the first call), so
+    ``layout`` times that build on its own. ``mu`` is the first access of
+    ``BPResult.mu``. ``settle = 0`` measures the first condition only.
     """
     run_bp(inst, schedule=schedule, max_iter=1, warn=False, rng=seed, threads=1)
     g = FactorGraph.from_instance(inst)
@@ -198,26 +239,29 @@ def fixed_cost(inst, schedule: str, iters: int, reps: int, seed: int) -> dict:
         t = time.perf_counter()
         _layout.locality_layout(g.clauses, g.clause_table, g.n, 1)
         builds.append(time.perf_counter() - t)
-    rows = []
+    del g
+    rows = {"reused": [], "returned": []} if settle > 0 else {"reused": []}
     for _ in range(reps):
-        r = run_bp(inst, schedule=schedule, max_iter=iters, tol=1e-300, warn=False, rng=seed,
-                   threads=1)
-        t = time.perf_counter()
-        _ = r.mu  # computed on first access
-        rows.append({**r.timings, "mu": time.perf_counter() - t,
-                     "per_iter": r.timings["iterations"] / r.iterations})
-    med = {key: float(np.median([row[key] for row in rows])) for key in rows[0]}
-    fixed = sum(med[key] for key in ("graph", "init", "start", "final"))
-    # The fixed work writes about 1.2 GB of arrays at N = 10^6 (messages, partial
-    # products). Memory a process has not used before costs its page faults, which on a
-    # VM can take several times the work itself; the fastest call shows the cost once
-    # the memory comes back from earlier calls.
-    fastest = min(sum(row[key] for key in ("graph", "init", "start", "final")) for row in rows)
-    layout = float(np.median(builds))
-    return {"schedule": schedule, **med, "fixed": fixed, "fixed_iters": fixed / med["per_iter"],
-            "fastest_iters": fastest / med["per_iter"],
-            "layout": layout, "first_call_iters": (fixed + layout) / med["per_iter"],
-            "mu_iters": med["mu"] / med["per_iter"]}
+        for cond in rows:
+            if cond == "returned":
+                time.sleep(settle)
+            r = run_bp(inst, schedule=schedule, max_iter=iters, tol=1e-300, warn=False,
+                       rng=seed, threads=1)
+            t = time.perf_counter()
+            _ = r.mu  # computed on first access
+            rows[cond].append({**r.timings, "mu": time.perf_counter() - t,
+                               "per_iter": r.timings["iterations"] / r.iterations})
+            del r, _
+    per_iter = float(np.median([row["per_iter"] for cond in rows for row in rows[cond]]))
+    out = {"schedule": schedule, "per_iter": per_iter, "settle_s": settle,
+           "layout": float(np.median(builds))}
+    for cond, cr in rows.items():
+        med = {key: float(np.median([row[key] for row in cr])) for key in (*_PARTS, "mu")}
+        fixed = float(np.median([sum(row[key] for key in _PARTS) for row in cr]))
+        out[cond] = {**med, "fixed": fixed, "fixed_iters": fixed / per_iter,
+                     "mu_iters": med["mu"] / per_iter}
+    out["first_call_iters"] = (out[list(rows)[-1]]["fixed"] + out["layout"]) / per_iter
+    return out
 
 
 def _busy(stop) -> None:
@@ -298,6 +342,8 @@ def main() -> None:
     ap.add_argument("--under-load", action="store_true",
                     help="default thread choice vs 1 thread, idle and next to busy processes")
     ap.add_argument("--load-procs", type=int, default=1)
+    ap.add_argument("--settle", type=float, default=3.0,
+                    help="seconds idle before the fixed-cost calls on returned memory (N > 10^5)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.under_load:
@@ -329,7 +375,10 @@ def main() -> None:
     else:
         inst = ref_inst
     fixed_reps = 5 if inst.n > 100_000 else 7
-    out["fixed_cost"] = [fixed_cost(inst, s, 3, fixed_reps, args.seed)
+    # memory handed back to the host matters only for the large arrays of large N
+    settle = args.settle if inst.n > 100_000 else 0.0
+    out["page_cost"] = page_cost(settle=settle) if settle > 0 else None
+    out["fixed_cost"] = [fixed_cost(inst, s, 3, fixed_reps, args.seed, settle)
                          for s in ("parallel", "random-sequential")]
     if args.json:
         print(json.dumps(out, indent=2))
@@ -350,16 +399,27 @@ def main() -> None:
                   f"sweep {c['sweep_ns_per_edge']:6.1f} ns/edge ({c['sweep_s'] * 1e3:9.1f} ms)")
         print(f"  ratio N = {args.n} / N = {REFERENCE_N}: flooding {sc['flood_ratio']:.2f}x, "
               f"random-sequential sweep {sc['sweep_ratio']:.2f}x (target <= 3x)")
-    print(f"\nrun_bp fixed cost at N = {inst.n}, 1 thread, medians:")
+    pc = out["page_cost"]
+    print(f"\nrun_bp fixed cost at N = {inst.n}, 1 thread, medians of {fixed_reps} calls:")
     for fc in out["fixed_cost"]:
-        print(f"  {fc['schedule']:17s} per iteration {fc['per_iter'] * 1e3:9.1f} ms; fixed "
-              f"{fc['fixed'] * 1e3:9.1f} ms = {fc['fixed_iters']:.2f} iterations' worth "
-              f"(graph {fc['graph'] * 1e3:.1f}, init {fc['init'] * 1e3:.1f}, start "
-              f"{fc['start'] * 1e3:.1f}, final {fc['final'] * 1e3:.1f} ms), fastest of "
-              f"{fixed_reps} calls {fc['fastest_iters']:.2f}; first run on an "
-              f"instance also builds its layout ({fc['layout'] * 1e3:.1f} ms): "
-              f"{fc['first_call_iters']:.2f} iterations' worth; mu on first access "
-              f"{fc['mu_iters']:.2f} iterations")
+        print(f"  {fc['schedule']}: {fc['per_iter'] * 1e3:.1f} ms per iteration")
+        for cond, label in (("reused", "memory just freed by the previous call"),
+                            ("returned", f"memory idle {fc['settle_s']:g} s before the call")):
+            if cond not in fc:
+                continue
+            c = fc[cond]
+            print(f"    {label:40s} fixed {c['fixed'] * 1e3:7.1f} ms = {c['fixed_iters']:.2f} "
+                  f"iterations' worth (graph {c['graph'] * 1e3:.0f}, init {c['init'] * 1e3:.0f}, "
+                  f"start {c['start'] * 1e3:.0f}, final {c['final'] * 1e3:.0f} ms)")
+        print(f"    first run on an instance also builds its layout "
+              f"({fc['layout'] * 1e3:.0f} ms): {fc['first_call_iters']:.2f} iterations' worth"
+              f"{' with idle memory' if 'returned' in fc else ''}; mu on first access "
+              f"{fc['reused']['mu_iters']:.2f} iterations")
+    if pc is not None:
+        print(f"  this machine writes fresh memory at {pc['reused_ms_per_mb']:.3f} ms/MB when the "
+              f"process has just freed it, {pc['returned_ms_per_mb']:.3f} ms/MB after "
+              f"{pc['settle_s']:g} s idle (the host took it back), "
+              f"{pc['mapped_ms_per_mb']:.3f} ms/MB when already mapped")
     print("  target: fixed cost <= 2 iterations' worth")
 
 

@@ -20,8 +20,11 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from lohard._prefetch import prefetch
+from lohard._prefetch import prefetch, prefetch_at
 from lohard.csp._kernels import csr_by_variable
+
+# How many clauses ahead gather_clause_rows prefetches (as the BP kernels do).
+_AHEAD = 32
 
 # Graphs with fewer edges than this keep the user's numbering: their BP state fits
 # in a core's L2 cache (about 1 MB at E = 2^15, m = 3), so a new layout saves
@@ -220,7 +223,12 @@ def bfs_order(offsets, edges, clauses_flat, kt, perm, inv, order, pos, new_flat)
 def gather_clause_rows(x, src_clause, k, out):
     """out[a * k + s] = x[src_clause[a] * k + s]: per-edge rows moved clause by clause."""
     m = x.shape[1]
-    for a in range(src_clause.shape[0]):
+    P = src_clause.shape[0]
+    for a in range(P):
+        if a + _AHEAD < P:  # the rows are read at random places: prefetch both ends
+            ahead = src_clause[a + _AHEAD] * k
+            prefetch(x, ahead)
+            prefetch_at(x, ahead + k - 1, m - 1)
         src = src_clause[a] * k
         dst = a * k
         for s in range(k):
@@ -229,13 +237,40 @@ def gather_clause_rows(x, src_clause, k, out):
 
 
 @njit(cache=True)
-def clauses_distinct(clauses):
-    """Whether the variables of every clause are pairwise distinct (O(P k^2), no sort)."""
+def clause_problem(clauses, n):
+    """What is wrong with a (P, k) clause array over n variables (no sort, no temporary).
+
+    1: an entry is not a variable index in [0, n) (reported first, wherever it is);
+    2: a clause repeats a variable; 0: neither.
+    """
     P, k = clauses.shape
+    flat = clauses.reshape(-1)
+    top = np.uint64(n)
+    for e in range(flat.shape[0]):
+        if np.uint64(flat[e]) >= top:  # a negative index wraps to a huge one
+            return 1
     for a in range(P):
         for s in range(1, k):
             v = clauses[a, s]
             for t in range(s):
                 if clauses[a, t] == v:
-                    return False
-    return True
+                    return 2
+    return 0
+
+
+@njit(cache=True)
+def field_problem(field):
+    """What is wrong with an (n, m) array of unary weights, in one pass.
+
+    1: an entry is not finite or is negative (reported first); 2: a row is all 0; 0: neither.
+    """
+    zero_row = False
+    for i in range(field.shape[0]):
+        tot = 0.0
+        for c in range(field.shape[1]):
+            v = field[i, c]
+            if not (0.0 <= v < np.inf):  # NaN fails both comparisons
+                return 1
+            tot += v
+        zero_row = zero_row or tot == 0.0
+    return 2 if zero_row else 0

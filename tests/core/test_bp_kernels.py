@@ -174,7 +174,7 @@ def _cavities_one_variable(nu, field):
     prod, zeros = np.empty((1, m)), np.empty((1, m), dtype=np.int64)
     mu, bel = np.empty_like(nu), np.empty((1, m))
     bad = K.cavities(nu, prod, zeros, bel, mu, field, offsets, edges,
-                     np.zeros(deg, dtype=np.int64), (0,) * m)
+                     np.zeros(deg, dtype=np.int64), np.arange(deg), (0,), (0,) * m)
     direct = np.empty_like(nu)
     bad_d = sum(K.direct_product(0, e, nu, field, offsets, edges, m, direct, e)
                 for e in range(deg))

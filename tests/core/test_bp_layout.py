@@ -190,3 +190,61 @@ def test_prefetching_layout_kernels_match_plain_python(graph):
     counts = np.bincount(flat, minlength=n)
     np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(counts)]))
     assert P == order.size
+
+
+def _clause_problem_reference(clauses, n):
+    if clauses.size and (clauses.min() < 0 or clauses.max() >= n):
+        return 1
+    srt = np.sort(clauses, axis=1)
+    return 2 if np.any(srt[:, 1:] == srt[:, :-1]) else 0
+
+
+def _field_problem_reference(field):
+    if not np.all(np.isfinite(field)) or np.any(field < 0):
+        return 1
+    return 2 if np.any(field.sum(axis=1) == 0) else 0
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_one_pass_checks_agree_with_numpy(seed):
+    """The fused validation of FactorGraph against the plain NumPy checks it replaced."""
+    gen = np.random.default_rng(seed)
+    n, k, P = 12, int(gen.integers(1, 5)), int(gen.integers(0, 30))
+    clauses = np.array([gen.permutation(n)[:k] for _ in range(P)], dtype=np.int64).reshape(P, k)
+    for _ in range(int(gen.integers(0, 3))):  # faults: a repeat, or an index out of range
+        if P:
+            a, s = gen.integers(P), gen.integers(k)
+            clauses[a, s] = gen.choice([clauses[a, (s + 1) % k], -1, n, n + 5])
+    assert _layout.clause_problem(clauses, n) == _clause_problem_reference(clauses, n)
+    field = gen.random((6, 3))
+    for _ in range(int(gen.integers(0, 3))):
+        i = gen.integers(6)
+        fault = gen.integers(3)
+        if fault == 0:
+            field[i] = 0.0
+        else:
+            field[i, gen.integers(3)] = gen.choice([np.nan, np.inf, -np.inf, -0.5])
+    assert _layout.field_problem(field) == _field_problem_reference(field)
+
+
+@pytest.mark.parametrize("clauses, field, msg", [
+    ([[0, 1, 5]], None, r"factor variables must be indices in \[0, 5\)"),
+    ([[0, -1, 2]], None, r"factor variables must be indices in \[0, 5\)"),
+    ([[0, 1, 1], [0, 1, 9]], None, r"indices in \[0, 5\)"),  # the range is reported first
+    ([[0, 1, 1]], None, "the variables of a factor must be distinct"),
+    ([[0, 1, 2]], "nan", "field weights must be finite and >= 0"),
+    ([[0, 1, 2]], "neg", "field weights must be finite and >= 0"),
+    ([[0, 1, 2]], "zero", "a variable's field is identically zero"),
+])
+def test_factor_graph_names_the_violated_condition(clauses, field, msg):
+    pred = Predicate.nae(3, 2)
+    fld = np.ones((5, 2))
+    if field == "nan":
+        fld[3, 1] = np.nan
+    elif field == "neg":
+        fld[2, 0] = -1.0
+    elif field == "zero":
+        fld[4] = 0.0
+    with pytest.raises(ValueError, match=msg):
+        FactorGraph(5, 2, np.array(clauses), pred.table.reshape(1, -1).astype(float),
+                    np.zeros(len(clauses), dtype=np.int64), fld)
