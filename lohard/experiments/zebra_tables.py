@@ -395,11 +395,7 @@ def plot_learning(cfg: Config, meta: dict, rows: list[dict], path: Path) -> Path
                       f"{pct('mdm/top-prob-nonoise')}, margin {pct('mdm/margin-nonoise')}")
     ax.axhline(_permutation_plateau(cfg.m), color="0.4", ls="--",
                label=f"permutation-only plateau ({_permutation_plateau(cfg.m):.3f})")
-    ax.set_xlabel("optimiser step (batch of 64 puzzles)")
-    ax.set_ylabel("training ELBO (nats per solution cell)")
-    ax.set_ylim(bottom=0)
-    ax.set_title("MDM")
-    ax.legend(fontsize=7)
+    _loss_axis(ax, "training ELBO (nats per solution cell)", "MDM")
     ax = axes[1]
     for i, (name, label) in enumerate((("arm-solver", "ARM, solver's order"),
                                        ("arm-row-major", "ARM, row-major"))):
@@ -407,11 +403,8 @@ def plot_learning(cfg: Config, meta: dict, rows: list[dict], path: Path) -> Path
             ax.plot([h["step"] for h in curves[name]],
                     [h["train_loss"] for h in curves[name]], color=f"C{i + 1}",
                     label=f"{label}; solved {pct(name)}")
-    ax.set_xlabel("optimiser step (batch of 64 puzzles)")
-    ax.set_ylabel("training cross-entropy (nats per triple token)")
-    ax.set_ylim(bottom=0)
-    ax.set_title("ARMs (attribute, house, value triples)")
-    ax.legend(fontsize=7)
+    _loss_axis(ax, "training cross-entropy (nats per triple token)",
+               "ARMs (attribute, house, value triples)")
     fig.suptitle(f"Zebra {cfg.m} x {cfg.n}, CPU scale (lohard {meta['lohard_version']}, "
                  f"seed {cfg.seed}): learning curves; solved = whole grid right on "
                  f"{rows[0]['num'] or 0} test puzzles", fontsize=9)
@@ -419,6 +412,15 @@ def plot_learning(cfg: Config, meta: dict, rows: list[dict], path: Path) -> Path
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130))
     plt.close(fig)
     return path
+
+
+def _loss_axis(ax, ylabel: str, title: str) -> None:
+    """Labels, limits and legend of one panel of the learning curves."""
+    ax.set_xlabel("optimiser step (batch of 64 puzzles)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
 
 
 def _permutation_plateau(m: int) -> float:
