@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "N, degrees, seeds or BP setting adds a hash of them to the name, so a "
                     "variant never overwrites the default figure. With several sizes "
                     "(--n 1000,10000,100000,1000000) it draws both curves for every N in "
-                    "one figure, <out>/fig4_finite_size.{png,csv,json} (about 45 minutes on 2 "
+                    "one figure, <out>/fig4_finite_size.{png,csv,json} (about 40 minutes on 2 "
                     "cores for that list). Resumable.")
     _predicate_args(p)
     p.add_argument("-n", "--n", type=_one_or_list(T.integer(10)), default=10_000,

@@ -2,7 +2,7 @@
 random start against degree, one colour per N, in figures/fig4_finite_size.{png,csv,json}.
 
 Thin wrapper over ``lohard fig4 --n 1000,10000,100000,1000000`` (same options; a later
-``--n`` replaces the sizes). About 45 minutes on 2 cores (44 minutes for all 189 cells
+``--n`` replaces the sizes). About 40 minutes on 2 cores (38 minutes for all 189 cells
 from an empty cache, 2026-12-05; docs/fig4.md); resumable: rerun the same command to
 continue.
 In the background, e.g.
