@@ -21,10 +21,8 @@ import numpy as np
 from numba import njit
 
 from lohard._prefetch import prefetch, prefetch_at
+from lohard.bp._kernels import _AHEAD  # how far ahead the random-row loops prefetch
 from lohard.csp._kernels import csr_by_variable
-
-# How many clauses ahead gather_clause_rows prefetches (as the BP kernels do).
-_AHEAD = 32
 
 # Graphs with fewer edges than this keep the user's numbering: their BP state fits
 # in a core's L2 cache (about 1 MB at E = 2^15, m = 3), so a new layout saves
